@@ -1,0 +1,61 @@
+# Two commands on a fresh machine: `make run` and `make test`. See README.md.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+DEMO_DATA := cities/fixtures/demo/lisbon.json cities/fixtures/demo/rome.json
+
+.PHONY: run test setup venv dev-venv migrate demo staff model system-deps lint format bench clean
+
+## run: set up everything (venv, database, demo data, staff user, model) and start the app
+run: setup
+	@$(PY) manage.py ensure_staff_user
+	@scripts/run.sh
+
+setup: venv migrate demo model
+
+## test: install what the tests need and run the whole suite
+test: dev-venv system-deps model
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+$(VENV)/bin/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.runtime-installed: requirements.txt | $(VENV)/bin/activate
+	$(PIP) install --quiet -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(VENV)/bin/activate
+	$(PIP) install --quiet -r requirements-dev.txt
+	@touch $@ $(VENV)/.runtime-installed
+
+venv: $(VENV)/.runtime-installed
+dev-venv: $(VENV)/.dev-installed
+
+migrate: venv
+	$(PY) manage.py migrate --noinput
+
+demo: venv
+	$(PY) manage.py import_city_export --no-progress $(DEMO_DATA)
+
+model: venv
+	@true
+
+system-deps:
+	@scripts/install_system_deps.sh
+
+lint: dev-venv
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format: dev-venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: dev-venv model
+	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) var media staticfiles db.sqlite3*

@@ -1,0 +1,330 @@
+"""Import of the original project's city exports (`import_city_export`, Prefect `import_city`).
+
+The whole file is validated before anything is written, and the writes run in one
+transaction, so a malformed or truncated export leaves the database exactly as it was.
+Re-importing is idempotent: POIs are matched by their export id within the city, districts by
+name and lists by title, and a row is saved only when one of its fields really changed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from cities.models import City, District, PoiList, PointOfInterest
+
+logger = logging.getLogger(__name__)
+
+CATEGORIES = {choice.value for choice in PointOfInterest.Category}
+POI_TEXT_FIELDS = ("sub_category", "description", "address", "phone", "website", "hours")
+ProgressCallback = Callable[[int, int], None]
+
+
+class CityExportError(ValueError):
+    """The export file cannot be imported; the message says what and where."""
+
+
+@dataclass
+class ImportSummary:
+    city: str
+    districts: int = 0
+    pois: int = 0
+    lists: int = 0
+    memberships: int = 0
+    created: dict[str, int] = field(default_factory=lambda: {"district": 0, "poi": 0, "list": 0})
+    updated: dict[str, int] = field(default_factory=lambda: {"district": 0, "poi": 0, "list": 0})
+    images_linked: int = 0
+    images_not_found: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return any(self.created.values()) or any(self.updated.values())
+
+    def as_text(self) -> str:
+        return (
+            f"{self.city}: {self.districts} districts, {self.pois} POIs, {self.lists} lists, "
+            f"{self.memberships} list memberships; created {self.created}, "
+            f"updated {self.updated}; images linked {self.images_linked}, "
+            f"image files not found {self.images_not_found}"
+        )
+
+
+# --- Reading and validation -----------------------------------------------------------------
+
+
+def load_export(path: str | Path) -> dict[str, Any]:
+    """Read and validate an export file; raises CityExportError naming the problem."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise CityExportError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise CityExportError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+    except json.JSONDecodeError as exc:
+        raise CityExportError(
+            f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            " (is the file truncated?)"
+        ) from exc
+    validate_export(data, source=str(path))
+    return data
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise CityExportError(message)
+
+
+def _validate_poi(poi: Any, where: str, district_names: set[str]) -> None:
+    _require(isinstance(poi, dict), f"{where}: must be an object")
+    _require(isinstance(poi.get("id"), int), f"{where}: 'id' must be an integer")
+    name = poi.get("name")
+    _require(isinstance(name, str) and name.strip() != "", f"{where}: 'name' must be text")
+    _require(len(name) <= 200, f"{where}: 'name' is longer than 200 characters")
+    _require(
+        poi.get("category") in CATEGORIES,
+        f"{where} ({name!r}): 'category' must be one of {sorted(CATEGORIES)},"
+        f" got {poi.get('category')!r}",
+    )
+    for key in ("latitude", "longitude"):
+        value = poi.get(key)
+        _require(
+            value is None or (isinstance(value, int | float) and not isinstance(value, bool)),
+            f"{where} ({name!r}): '{key}' must be a number or null",
+        )
+    for key in (*POI_TEXT_FIELDS, "osm_id", "image_url"):
+        value = poi.get(key)
+        _require(
+            value is None or isinstance(value, str),
+            f"{where} ({name!r}): '{key}' must be text or null",
+        )
+    _require(isinstance(poi.get("rank", 0), int), f"{where} ({name!r}): 'rank' must be an integer")
+    district = poi.get("district")
+    _require(
+        district is None or district in district_names,
+        f"{where} ({name!r}): district {district!r} is not in 'districts'",
+    )
+
+
+def validate_export(data: Any, source: str = "export") -> None:
+    _require(isinstance(data, dict), f"{source}: top level must be an object")
+    for key in ("city", "districts", "points_of_interest", "poi_lists"):
+        _require(key in data, f"{source}: missing top-level key '{key}'")
+    city = data["city"]
+    _require(isinstance(city, dict), f"{source}: 'city' must be an object")
+    _require(
+        isinstance(city.get("name"), str) and city["name"].strip() != "",
+        f"{source}: 'city.name' must be text",
+    )
+    _require(isinstance(data["districts"], list), f"{source}: 'districts' must be a list")
+    names: set[str] = set()
+    for i, district in enumerate(data["districts"]):
+        where = f"{source}: districts[{i}]"
+        _require(isinstance(district, dict), f"{where}: must be an object")
+        _require(
+            isinstance(district.get("name"), str) and district["name"] != "",
+            f"{where}: 'name' must be text",
+        )
+        names.add(district["name"])
+    for i, district in enumerate(data["districts"]):
+        parent = district.get("parent_district")
+        _require(
+            parent is None or parent in names,
+            f"{source}: districts[{i}] ({district['name']!r}): parent {parent!r} is not a district",
+        )
+    _require(
+        isinstance(data["points_of_interest"], list),
+        f"{source}: 'points_of_interest' must be a list",
+    )
+    for i, poi in enumerate(data["points_of_interest"]):
+        _validate_poi(poi, f"{source}: points_of_interest[{i}]", names)
+    _require(isinstance(data["poi_lists"], list), f"{source}: 'poi_lists' must be a list")
+    titles: set[str] = set()
+    for i, poi_list in enumerate(data["poi_lists"]):
+        where = f"{source}: poi_lists[{i}]"
+        _require(isinstance(poi_list, dict), f"{where}: must be an object")
+        title = poi_list.get("title")
+        _require(isinstance(title, str) and title.strip() != "", f"{where}: 'title' must be text")
+        _require(title not in titles, f"{where}: title {title!r} appears twice")
+        titles.add(title)
+        _require(isinstance(poi_list.get("pois"), list), f"{where}: 'pois' must be a list")
+        for j, poi in enumerate(poi_list["pois"]):
+            _validate_poi(poi, f"{where}.pois[{j}]", names)
+
+
+# --- Writing --------------------------------------------------------------------------------
+
+
+def _media_image_name(image_url: str | None) -> str | None:
+    """The storage name of an exported image URL ('<City>/media/cities/images/...')."""
+    if not image_url:
+        return None
+    marker = "media/"
+    index = image_url.find(marker)
+    name = image_url[index + len(marker) :] if index >= 0 else image_url
+    name = name.lstrip("/")
+    if ".." in name.split("/") or not name.startswith("cities/images/"):
+        return None
+    return name
+
+
+def _assign(instance: Any, values: dict[str, Any]) -> bool:
+    changed = False
+    for key, value in values.items():
+        if getattr(instance, key) != value:
+            setattr(instance, key, value)
+            changed = True
+    return changed
+
+
+def _import_districts(city: City, rows: list[dict], summary: ImportSummary) -> dict[str, District]:
+    existing = {d.name: d for d in city.districts.all()}
+    created: set[str] = set()
+    for row in rows:
+        if row["name"] not in existing:
+            existing[row["name"]] = District.objects.create(city=city, name=row["name"])
+            created.add(row["name"])
+    summary.created["district"] += len(created)
+    for row in rows:
+        district = existing[row["name"]]
+        parent = existing.get(row.get("parent_district")) if row.get("parent_district") else None
+        if district.parent_district_id != (parent.pk if parent else None):
+            district.parent_district = parent
+            district.save(update_fields=["parent_district", "updated_at"])
+            if row["name"] not in created:
+                summary.updated["district"] += 1
+    summary.districts = len(rows)
+    return existing
+
+
+def _poi_values(row: dict, districts: dict[str, District]) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "name": row["name"],
+        "category": row["category"],
+        "latitude": row.get("latitude"),
+        "longitude": row.get("longitude"),
+        "rank": row.get("rank", 0),
+        "osm_id": row.get("osm_id"),
+        "district": districts.get(row["district"]) if row.get("district") else None,
+    }
+    for key in POI_TEXT_FIELDS:
+        values[key] = row.get(key) or ""
+    return values
+
+
+def _unique_pois(data: dict[str, Any]) -> list[dict]:
+    """All POIs of the export: the city's list, then any that only a list mentions."""
+    seen: dict[int, dict] = {}
+    for row in data["points_of_interest"]:
+        seen.setdefault(row["id"], row)
+    for poi_list in data["poi_lists"]:
+        for row in poi_list["pois"]:
+            seen.setdefault(row["id"], row)
+    return list(seen.values())
+
+
+def _import_pois(
+    city: City,
+    rows: list[dict],
+    districts: dict[str, District],
+    summary: ImportSummary,
+    progress: ProgressCallback | None,
+) -> dict[int, PointOfInterest]:
+    existing = {p.source_id: p for p in city.points_of_interest.select_related("district")}
+    media_root = Path(settings.MEDIA_ROOT)
+    by_source: dict[int, PointOfInterest] = {}
+    for done, row in enumerate(rows, start=1):
+        values = _poi_values(row, districts)
+        image_name = _media_image_name(row.get("image_url"))
+        poi = existing.get(row["id"])
+        if poi is None:
+            poi = PointOfInterest(city=city, source_id=row["id"])
+            _assign(poi, values)
+            created = True
+        else:
+            created = False
+        changed = _assign(poi, values)
+        # The export's image is linked only when its file is present: a path to a missing
+        # file would show curators a broken image. An image already set is never cleared.
+        if image_name and not poi.image_file:
+            if (media_root / image_name).is_file():
+                poi.image_file.name = image_name
+                summary.images_linked += 1
+                changed = True
+            else:
+                summary.images_not_found += 1
+        if created:
+            poi.save()
+            summary.created["poi"] += 1
+        elif changed:
+            poi.save()
+            summary.updated["poi"] += 1
+        by_source[row["id"]] = poi
+        if progress:
+            progress(done, len(rows))
+    summary.pois = len(rows)
+    return by_source
+
+
+def _import_lists(
+    city: City, rows: list[dict], pois: dict[int, PointOfInterest], summary: ImportSummary
+) -> None:
+    existing = {pl.title: pl for pl in city.poi_lists.prefetch_related("pois")}
+    for row in rows:
+        poi_list = existing.get(row["title"])
+        if poi_list is None:
+            poi_list = PoiList.objects.create(city=city, title=row["title"])
+            summary.created["list"] += 1
+            current: set[int] = set()
+        else:
+            current = {p.pk for p in poi_list.pois.all()}
+        wanted = {pois[p["id"]].pk for p in row["pois"]}
+        if wanted != current:
+            poi_list.pois.set(wanted)
+            if row["title"] in existing:
+                summary.updated["list"] += 1
+        summary.memberships += len(wanted)
+    summary.lists = len(rows)
+
+
+def import_city_export(
+    data: dict[str, Any], progress: ProgressCallback | None = None
+) -> ImportSummary:
+    """Create or update one city from a validated export, all in one transaction."""
+    validate_export(data)
+    city_row = data["city"]
+    summary = ImportSummary(city=city_row["name"])
+    with transaction.atomic():
+        city, _ = City.objects.get_or_create(name=city_row["name"])
+        city_changed = _assign(
+            city,
+            {
+                "country": city_row.get("country") or "Unknown",
+                "latitude": city_row.get("latitude"),
+                "longitude": city_row.get("longitude"),
+                "about": city_row.get("about") or "",
+                "wikivoyage_url": city_row.get("wikivoyage_url") or "",
+            },
+        )
+        if city_changed:
+            city.save()
+        districts = _import_districts(city, data["districts"], summary)
+        pois = _import_pois(city, _unique_pois(data), districts, summary, progress)
+        _import_lists(city, data["poi_lists"], pois, summary)
+    logger.info("Imported city export: %s", summary.as_text())
+    return summary
+
+
+def import_city_export_file(
+    path: str | Path, progress: ProgressCallback | None = None
+) -> ImportSummary:
+    return import_city_export(load_export(path), progress=progress)

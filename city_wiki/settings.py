@@ -1,0 +1,204 @@
+"""Settings for the city_wiki project, read from the environment.
+
+Defaults are the embedded set-up (`make run`): SQLite, the Django-Q ORM broker, the NIMA
+model. Production mode (`DJANGO_DEBUG=0`) turns on every `check --deploy` hardening and
+refuses to start without a real secret key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    try:
+        return int(value) if value.strip() else default
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from exc
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "")
+    try:
+        return float(value) if value.strip() else default
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from exc
+
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+
+_DEV_SECRET_KEY = "dev-only-key-not-for-production-7f3a9c1e5b2d8046a1e9c3b7d5f2a8c4e6b0d9f1"  # noqa: S105 (DEBUG only)
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG=0")
+    SECRET_KEY = _DEV_SECRET_KEY
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "django_q",
+    "cities",
+    "image_ranking",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "city_wiki.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "city_wiki.wsgi.application"
+
+# --- Database -------------------------------------------------------------------------------
+# SQLite by default, tuned so that the web server and several Django-Q workers can share it:
+# WAL lets readers run beside the writer, the busy timeout waits instead of failing, and
+# IMMEDIATE transactions take the write lock up front (no "database is locked" on upgrade).
+SQLITE_PATH = Path(os.environ.get("SQLITE_PATH", BASE_DIR / "db.sqlite3"))
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+else:
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": SQLITE_PATH}}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+        }
+    )
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
+
+LOGIN_URL = "admin:login"
+
+# --- Production hardening (all of `check --deploy`) ------------------------------------------
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    X_FRAME_OPTIONS = "DENY"
+
+# --- Django-Q2: the ORM broker on the default database ---------------------------------------
+# `retry` must exceed `timeout`, or a slow task would be handed to a second worker while the
+# first still runs it.
+Q_CLUSTER = {
+    "name": "image_ranking",
+    "orm": "default",
+    "workers": env_int("Q_WORKERS", 2),
+    "timeout": env_int("Q_TIMEOUT", 300),
+    "retry": env_int("Q_RETRY", 360),
+    "max_attempts": env_int("Q_MAX_ATTEMPTS", 3),
+    "queue_limit": 50,
+    "bulk": 10,
+    "poll": 0.5,
+    "catch_up": False,
+    "ack_failures": True,
+    "save_limit": 5000,
+}
+
+# --- Image ranking (the feature's settings; see README "Configuration") ----------------------
+WIKIMEDIA_API_URL = os.environ.get("WIKIMEDIA_API_URL", "https://commons.wikimedia.org/w/api.php")
+WIKIMEDIA_API_TOKEN = os.environ.get("WIKIMEDIA_API_TOKEN", "")
+WIKIMEDIA_RATE_PER_HOUR = env_int("WIKIMEDIA_RATE_PER_HOUR", 500)
+WIKIMEDIA_CONTACT = os.environ.get(
+    "WIKIMEDIA_CONTACT", "https://github.com/city-wiki/poi-image-ranking; curators@example.org"
+)
+WIKIMEDIA_USER_AGENT = os.environ.get(
+    "WIKIMEDIA_USER_AGENT", f"CityWikiImageRanking/1.0 ({WIKIMEDIA_CONTACT})"
+)
+IMAGE_DOWNLOAD_ORIGINS = env_list(
+    "IMAGE_DOWNLOAD_ORIGINS", "https://upload.wikimedia.org,https://thumb.wikimedia.org"
+)
+IMAGE_RANKING_MODEL = os.environ.get("IMAGE_RANKING_MODEL", "nima")
+IMAGE_RANKING_THRESHOLD = env_float("IMAGE_RANKING_THRESHOLD", 4.5)
+IMAGE_RANKING_WINNER_WIDTH = env_int("IMAGE_RANKING_WINNER_WIDTH", 1280)
+IMAGE_RANKING_THUMB_WIDTH = env_int("IMAGE_RANKING_THUMB_WIDTH", 330)
+IMAGE_RANKING_MAX_DISTANCE_KM = env_float("IMAGE_RANKING_MAX_DISTANCE_KM", 5.0)
+IMAGE_RANKING_FALLBACK = env_bool("IMAGE_RANKING_FALLBACK", False)
+SCORING_MODEL_DIR = Path(os.environ.get("SCORING_MODEL_DIR", BASE_DIR / "var" / "models"))
+SCORING_THREADS = env_int("SCORING_THREADS", 0)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "cities": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+        "image_ranking": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+        "workflow": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    },
+}
