@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.fakes.commons_server"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DIR = REPO_ROOT.parent / "shared"
 DEMO_EXPORTS = sorted((REPO_ROOT / "cities" / "fixtures" / "demo").glob("*.json"))
