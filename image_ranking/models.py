@@ -190,3 +190,27 @@ class RateLimitSlot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.bucket}[{self.index}]"
+
+
+class AdoptedThreshold(models.Model):
+    """A threshold a curator adopted from the calibration panel; the latest per model wins.
+
+    Kept as history (who, when, from how many labels) rather than one mutable row, so a bad
+    calibration can be traced and the previous value is one click away in the admin.
+    """
+
+    model_name = models.CharField(max_length=20)
+    threshold = models.FloatField()
+    good_count = models.PositiveIntegerField(default=0)
+    bad_count = models.PositiveIntegerField(default=0)
+    accuracy = models.FloatField(null=True, blank=True, help_text="Balanced accuracy, 0-1.")
+    adopted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    adopted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-adopted_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.model_name}: {self.threshold:.2f}"
