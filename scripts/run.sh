@@ -5,9 +5,11 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 ADDR="${RUN_ADDR:-127.0.0.1:8000}"
 
-"$PY" manage.py qcluster &
+# Each server runs in its own session, so Ctrl-C reaches only this script, which then stops
+# both exactly once (Django-Q prints tracebacks when it receives two signals).
+setsid "$PY" manage.py qcluster &
 QCLUSTER=$!
-"$PY" manage.py runserver --noreload "$ADDR" &
+setsid "$PY" manage.py runserver --noreload "$ADDR" &
 WEB=$!
 
 stop() {
@@ -16,6 +18,7 @@ stop() {
   kill -TERM "$WEB" "$QCLUSTER" 2>/dev/null || true
   wait "$WEB" "$QCLUSTER" 2>/dev/null || true
   echo "Stopped."
+  exit 0
 }
 trap stop INT TERM EXIT
 
