@@ -1,0 +1,386 @@
+"""Rank one POI: the single function every entry point uses (Django-Q task, command, flow).
+
+claim -> ONE Commons search -> relevance guard -> thumbnails in memory -> one scoring batch
+-> candidates saved -> best eligible score >= threshold stored (unless an existing image is
+kept) or the POI flagged -> PoiRanking and run counters updated -> claim released.
+
+A bad thumbnail only marks its own candidate (`Candidate.error`); a Commons fault flags the
+POI as `fetch_failed`; nothing here stops a batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from cities.models import PointOfInterest
+
+from . import flags, runs, sharpness
+from .models import Candidate, PoiRanking, RankingRun
+
+logger = logging.getLogger(__name__)
+
+MAX_CANDIDATES = 10
+DEFAULT_THUMB_MAX_BYTES = 8 * 1024 * 1024
+
+
+class Outcome(StrEnum):
+    UPDATED = "updated"  # a winner was stored as the POI's image
+    RANKED = "ranked"  # candidates stored, the existing image kept
+    FLAGGED = "flagged"  # nothing good enough: flagged (maybe a fallback image)
+    FAILED = "failed"  # Commons or the winner's download failed, or an unexpected error
+    SKIPPED = "skipped"  # another job holds the POI
+
+
+# Which run counter each outcome increments besides `processed`.
+_COUNTER = {
+    Outcome.UPDATED: "updated",
+    Outcome.FLAGGED: "flagged",
+    Outcome.FAILED: "failed",
+}
+
+
+@dataclass
+class _Scored:
+    """One candidate on its way from the search answer to a Candidate row."""
+
+    source: Any  # commons.CommonsCandidate
+    distance_km: float | None = None
+    eligible: bool = True
+    ineligible_reason: str = ""
+    score: float | None = None
+    score_std: float | None = None
+    rank_score: float | None = None
+    error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def claim_timeout() -> timedelta:
+    """A claim older than Django-Q's task timeout belongs to a dead worker."""
+    return timedelta(seconds=int(settings.Q_CLUSTER.get("timeout", 300)))
+
+
+def claim_poi(poi: PointOfInterest, run_id: int | None) -> tuple[PoiRanking, str | None]:
+    """Take the POI's claim with one conditional UPDATE; returns the token, or None if held."""
+    try:
+        ranking, _ = PoiRanking.objects.get_or_create(poi=poi)
+    except IntegrityError:  # another job created the row at the same moment
+        ranking = PoiRanking.objects.get(poi=poi)
+    now = timezone.now()
+    token = f"{run_id or 0}:{uuid.uuid4().hex[:16]}"
+    taken = (
+        PoiRanking.objects.filter(pk=ranking.pk)
+        .filter(
+            Q(claimed_by="") | Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - claim_timeout())
+        )
+        .update(claimed_by=token, claimed_at=now)
+    )
+    ranking.refresh_from_db()
+    return ranking, (token if taken else None)
+
+
+def release_claim(ranking: PoiRanking, token: str) -> None:
+    PoiRanking.objects.filter(pk=ranking.pk, claimed_by=token).update(
+        claimed_by="", claimed_at=None
+    )
+
+
+def rank_poi(
+    poi_id: int,
+    *,
+    threshold: float | None = None,
+    replace_existing: bool = False,
+    run_id: int | None = None,
+    model_name: str | None = None,
+) -> Outcome:
+    """Rank one POI's Commons candidates and store the winner or flag the POI."""
+    if run_id is not None:
+        runs.mark_started(run_id)
+    poi = PointOfInterest.objects.select_related("city").filter(pk=poi_id).first()
+    if poi is None:
+        logger.warning("POI %s no longer exists", poi_id)
+        _count_once(None, run_id, Outcome.FAILED)
+        return Outcome.FAILED
+    ranking, token = claim_poi(poi, run_id)
+    if token is None:
+        holder_run = ranking.claimed_by.split(":", 1)[0]
+        logger.info("POI %s is being ranked by job %s; skipped", poi.pk, ranking.claimed_by)
+        if run_id is not None and holder_run != str(run_id):
+            _count_once(None, run_id, Outcome.SKIPPED)  # the other run counts the work
+        return Outcome.SKIPPED
+    try:
+        limit = threshold if threshold is not None else float(settings.IMAGE_RANKING_THRESHOLD)
+        outcome, fields = _rank_claimed(poi, ranking, limit, replace_existing, model_name)
+        _record(ranking, run_id, outcome, {"threshold": limit, **fields})
+        return outcome
+    finally:
+        release_claim(ranking, token)
+
+
+def record_unexpected_failure(poi_id: int, run_id: int | None, exc: BaseException) -> None:
+    """Called by the task wrapper when rank_poi raised: the POI is FAILED with the reason."""
+    ranking = PoiRanking.objects.filter(poi_id=poi_id).first()
+    reason = f"unexpected error: {type(exc).__name__}: {exc}"[:500]
+    if ranking is None:
+        _count_once(None, run_id, Outcome.FAILED)
+        return
+    _record(ranking, run_id, Outcome.FAILED, {"reason": reason})
+
+
+def _record(
+    ranking: PoiRanking, run_id: int | None, outcome: Outcome, fields: dict[str, Any]
+) -> None:
+    """Save the POI's state and count it in its run exactly once (a retry does not recount)."""
+    with transaction.atomic():
+        row = PoiRanking.objects.select_for_update().get(pk=ranking.pk)
+        already_counted = run_id is not None and row.run_id == run_id
+        row.status = str(outcome)
+        row.ranked_at = timezone.now()
+        for name, value in fields.items():
+            setattr(row, name, value)
+        if run_id is not None:
+            row.run_id = run_id
+        row.save()
+        if not already_counted:
+            _count_once(row, run_id, outcome)
+    ranking.refresh_from_db()
+    if run_id is not None:
+        runs.finish_if_done(run_id)
+
+
+def _count_once(row: PoiRanking | None, run_id: int | None, outcome: Outcome) -> None:
+    if run_id is None:
+        return
+    increments = {"processed": 1}
+    if outcome in _COUNTER:
+        increments[_COUNTER[outcome]] = 1
+    RankingRun(pk=run_id).count(**increments)
+    if row is None:  # not inside _record's transaction: finish here
+        runs.finish_if_done(run_id)
+
+
+# --- the work ---------------------------------------------------------------------------------
+
+
+def _rank_claimed(
+    poi: PointOfInterest,
+    ranking: PoiRanking,
+    threshold: float,
+    replace_existing: bool,
+    model_name: str | None,
+) -> tuple[Outcome, dict[str, Any]]:
+    from .commons import CommonsError, get_commons_client
+    from .scoring import get_scorer
+
+    scorer = get_scorer(model_name)  # ScoringModelMissing propagates: a deployment fault
+    try:
+        found = get_commons_client().search_candidates(poi.name, limit=MAX_CANDIDATES)
+    except CommonsError as exc:
+        reason = f"Commons search failed: {exc.reason}"
+        flag = flags.set_flag(poi, ranking, flags.FETCH_FAILED, reason)
+        return Outcome.FAILED, {"reason": reason[:500], "validation": flag}
+
+    items = [_Scored(source=c) for c in found[:MAX_CANDIDATES]]
+    _apply_relevance_guard(poi, items)
+    _score_batch(items, scorer)
+    rows = _save_candidates(poi, items, scorer.name)
+    scored = [s for s in items if s.score is not None]
+    best_score = max((s.score for s in scored), default=None)
+    common = {"model_name": scorer.name, "best_score": best_score}
+
+    has_real_image = bool(poi.image_file) and not ranking.uses_fallback
+    winners = sorted(
+        (
+            s
+            for s in scored
+            if s.eligible and s.rank_score is not None and s.rank_score >= threshold
+        ),
+        key=lambda s: (-s.rank_score, s.source.search_rank),
+    )
+    if winners and has_real_image and not replace_existing:
+        flags.resolve_flag(poi, ranking)
+        reason = f"Best candidate {winners[0].score:.2f}; existing image kept"
+        return Outcome.RANKED, {**common, "reason": reason}
+    if winners:
+        stored, failures = _store_first(poi, winners, rows)
+        if stored is not None:
+            flags.resolve_flag(poi, ranking)
+            reason = f"Stored {stored.source.title} (score {stored.score:.2f})"
+            return Outcome.UPDATED, {**common, "reason": reason[:500], "uses_fallback": False}
+        reason = "Winner download failed: " + "; ".join(failures)
+        flag = flags.set_flag(poi, ranking, flags.FETCH_FAILED, reason)
+        return Outcome.FAILED, {**common, "reason": reason[:500], "validation": flag}
+    if has_real_image:
+        flags.resolve_flag(poi, ranking)  # the POI has an image: nothing to flag
+        return Outcome.RANKED, {**common, "reason": _why_nothing(items, threshold)[:500]}
+    aggregate = flags.BELOW_THRESHOLD if _any_eligible_scored(items) else flags.NO_IMAGES
+    reason = _why_nothing(items, threshold)
+    flag = flags.set_flag(poi, ranking, aggregate, reason)
+    fields = {**common, "reason": reason[:500], "validation": flag}
+    if settings.IMAGE_RANKING_FALLBACK and not poi.image_file:
+        from .fallback import apply_category_fallback
+
+        if apply_category_fallback(poi, ranking=ranking):
+            fields["uses_fallback"] = True
+    return Outcome.FLAGGED, fields
+
+
+def _any_eligible_scored(items: list[_Scored]) -> bool:
+    return any(s.eligible and s.score is not None for s in items)
+
+
+def _why_nothing(items: list[_Scored], threshold: float) -> str:
+    if not items:
+        return "No raster photo found on Commons for this name"
+    eligible = [s for s in items if s.eligible and s.score is not None]
+    if eligible:
+        scores = ", ".join(
+            f"{s.rank_score:.2f}" for s in sorted(eligible, key=lambda s: -s.rank_score)
+        )
+        return f"All scores below threshold {threshold:.2f}: {scores}"
+    far = sum(1 for s in items if not s.eligible)
+    broken = sum(1 for s in items if s.error)
+    return (
+        f"No usable candidate among {len(items)}: {far} too far from the POI, "
+        f"{broken} could not be fetched or decoded"
+    )
+
+
+def _apply_relevance_guard(poi: PointOfInterest, items: list[_Scored]) -> None:
+    """A candidate photographed far from the POI shows another place with the same name."""
+    limit = float(settings.IMAGE_RANKING_MAX_DISTANCE_KM)
+    if poi.latitude is None or poi.longitude is None:
+        return
+    for item in items:
+        lat, lon = item.source.latitude, item.source.longitude
+        if lat is None or lon is None:
+            continue
+        item.distance_km = haversine_km(poi.latitude, poi.longitude, lat, lon)
+        if limit > 0 and item.distance_km > limit:
+            item.eligible = False
+            item.ineligible_reason = (
+                f"taken {item.distance_km:.1f} km from the POI (limit {limit:g} km)"
+            )
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    dphi, dlmb = phi2 - phi1, math.radians(lon2 - lon1)
+    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlmb / 2) ** 2
+    return 2 * 6371.0088 * math.asin(min(1.0, math.sqrt(a)))
+
+
+def scoring_url(candidate: Any) -> str:
+    """The rendition that is scored: IMAGE_RANKING_THUMB_WIDTH wide (a standard step), or the
+    original when it is not wider than that (Commons never upscales)."""
+    from .commons import rendition_url
+
+    width = int(settings.IMAGE_RANKING_THUMB_WIDTH)
+    if not candidate.thumb_url or (candidate.width and candidate.width <= width):
+        return candidate.image_url
+    return rendition_url(candidate.thumb_url, width)
+
+
+def _score_batch(items: list[_Scored], scorer: Any) -> None:
+    """Fetch every thumbnail into memory, then score all decodable ones in ONE batch."""
+    from .downloads import DownloadError, fetch_image_bytes
+    from .imaging import ImageRejected, open_image, to_rgb
+    from .storage import max_pixels, upright
+
+    cap = int(getattr(settings, "IMAGE_RANKING_THUMB_MAX_BYTES", DEFAULT_THUMB_MAX_BYTES))
+    images, owners = [], []
+    for item in items:
+        url = scoring_url(item.source)
+        try:
+            data = fetch_image_bytes(url, max_bytes=cap)
+            image = to_rgb(upright(open_image(data, max_pixels=max_pixels()), data))
+        except DownloadError as exc:
+            item.error = f"thumbnail download failed: {exc.reason}"[:500]
+        except ImageRejected as exc:
+            item.error = f"thumbnail rejected: {exc}"[:500]
+        except Exception as exc:
+            item.error = f"thumbnail unreadable: {type(exc).__name__}: {exc}"[:500]
+        else:
+            images.append(image)
+            owners.append(item)
+            continue
+        logger.info("Candidate %r: %s", item.source.title, item.error)
+    if not images:
+        return
+    results = scorer.score(images)
+    relative = sharpness.relative_sharpness([sharpness.laplacian_variance(i) for i in images])
+    for item, result, rel in zip(owners, results, relative, strict=True):
+        item.score = float(result.score)
+        item.score_std = float(result.std)
+        item.rank_score = sharpness.ranking_score(item.score, rel)
+        item.extra["sharpness"] = rel
+
+
+def _save_candidates(
+    poi: PointOfInterest, items: list[_Scored], model: str
+) -> dict[int, Candidate]:
+    """Replace the POI's candidates with this search's (the dashboard shows the latest)."""
+    rows = {}
+    with transaction.atomic():
+        Candidate.objects.filter(poi=poi).delete()
+        for index, item in enumerate(items):
+            c = item.source
+            rows[index] = Candidate.objects.create(
+                poi=poi,
+                search_rank=c.search_rank,
+                title=c.title[:500],
+                description_url=c.description_url or "",
+                image_url=c.image_url,
+                thumb_url=c.thumb_url or "",
+                width=c.width,
+                height=c.height,
+                size=c.size,
+                mime=c.mime or "",
+                sha1=c.sha1 or "",
+                latitude=c.latitude,
+                longitude=c.longitude,
+                distance_km=item.distance_km,
+                eligible=item.eligible,
+                ineligible_reason=item.ineligible_reason[:200],
+                score=item.score,
+                score_std=item.score_std,
+                model_name=model if item.score is not None else "",
+                error=item.error[:500],
+            )
+            item.extra["row"] = rows[index]
+    return rows
+
+
+def _store_first(
+    poi: PointOfInterest, winners: list[_Scored], rows: dict[int, Candidate]
+) -> tuple[_Scored | None, list[str]]:
+    """Store the best winner; if its download or decode fails, the next one above threshold."""
+    from .downloads import DownloadError
+    from .storage import StorageError, store_image_from_url, winner_url
+
+    failures = []
+    for item in winners:
+        row = item.extra["row"]
+        try:
+            store_image_from_url(poi, winner_url(item.source))
+        except (DownloadError, StorageError) as exc:
+            reason = getattr(exc, "reason", str(exc))
+            failures.append(f"{item.source.title}: {reason}")
+            Candidate.objects.filter(pk=row.pk).update(
+                error=f"winner download failed: {reason}"[:500]
+            )
+            logger.warning("POI %s: winner %r failed: %s", poi.pk, item.source.title, reason)
+            continue
+        Candidate.objects.filter(pk=row.pk).update(is_winner=True)
+        return item, failures
+    return None, failures

@@ -1,0 +1,191 @@
+"""Store a POI's image safely: everything is prepared in memory before the old file is touched.
+
+Order (design decision 5): download -> decode (`open_image`, first frame) -> EXIF orientation
+applied -> resized to fit 800x600 (shrink only, like ImageMagick's `-resize "800x600>"` in the
+original `resize_images.sh`) -> encoded -> only then `delete_image_file()` and
+`image_file.save()` under `poi_image_path()`. A failure before the swap leaves the POI as it
+was. A worker killed during the swap leaves at most a file under the POI's own final name,
+which no POI references; the retry removes it before saving, so no orphan survives.
+
+Output formats keep the family of `resize_images.sh` (which wrote each file back in its own
+format): JPEG stays JPEG, PNG stays PNG (transparency kept), GIF stays GIF as a still image
+(its first frame); anything else (WebP) becomes JPEG, which every consumer of the dataset
+reads.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+from PIL import Image
+
+from cities.models import PointOfInterest
+
+from .imaging import ImageRejected, open_image, to_rgb
+from .models import Candidate, PoiRanking
+
+logger = logging.getLogger(__name__)
+
+MAX_SIZE = (800, 600)
+DEFAULT_MAX_PIXELS = 50_000_000
+DEFAULT_MAX_BYTES = 25 * 1024 * 1024
+
+# EXIF orientation tag values -> the transpose that shows the photo upright.
+_ORIENTATION = {
+    2: [Image.Transpose.FLIP_LEFT_RIGHT],
+    3: [Image.Transpose.ROTATE_180],
+    4: [Image.Transpose.FLIP_TOP_BOTTOM],
+    5: [Image.Transpose.TRANSPOSE],
+    6: [Image.Transpose.ROTATE_270],
+    7: [Image.Transpose.TRANSVERSE],
+    8: [Image.Transpose.ROTATE_90],
+}
+
+
+class StorageError(Exception):
+    """The image could not be prepared or stored; `reason` is shown to curators."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    content: bytes
+    extension: str
+    width: int
+    height: int
+
+
+def max_pixels() -> int:
+    return int(getattr(settings, "IMAGE_MAX_PIXELS", DEFAULT_MAX_PIXELS))
+
+
+def max_download_bytes() -> int:
+    return int(getattr(settings, "IMAGE_RANKING_MAX_DOWNLOAD_BYTES", DEFAULT_MAX_BYTES))
+
+
+def _header(data: bytes) -> Image.Image:
+    """Parse only the header (format, EXIF); `open_image` has already checked the data."""
+    return Image.open(io.BytesIO(data))
+
+
+def upright(image: Image.Image, data: bytes) -> Image.Image:
+    """Apply the EXIF orientation of `data` to its decoded first frame."""
+    try:
+        orientation = int(_header(data).getexif().get(0x0112, 1) or 1)
+    except Exception:
+        orientation = 1
+    for method in _ORIENTATION.get(orientation, []):
+        image = image.transpose(method)
+    return image
+
+
+def prepare_image(data: bytes) -> PreparedImage:
+    """Decode, orient, shrink and encode; raises ImageRejected/StorageError, touches nothing."""
+    frame = open_image(data, max_pixels=max_pixels())
+    source_format = (_header(data).format or "").upper()
+    frame = upright(frame, data)
+    has_alpha = frame.mode in {"RGBA", "LA", "PA"} or (
+        frame.mode == "P" and "transparency" in frame.info
+    )
+    if source_format in {"PNG", "GIF"} and has_alpha:
+        frame = frame.convert("RGBA")
+    else:
+        frame = to_rgb(frame)
+    if frame.width < 1 or frame.height < 1:
+        raise StorageError("the image has no pixels")
+    frame.thumbnail(MAX_SIZE, Image.Resampling.LANCZOS)  # shrink only, aspect kept
+    buffer = io.BytesIO()
+    if source_format == "PNG":
+        frame.save(buffer, format="PNG", optimize=True)
+        extension = ".png"
+    elif source_format == "GIF":
+        frame.save(buffer, format="GIF")
+        extension = ".gif"
+    else:
+        frame.save(buffer, format="JPEG", quality=88, optimize=True, progressive=True)
+        extension = ".jpg"
+    return PreparedImage(buffer.getvalue(), extension, frame.width, frame.height)
+
+
+def store_image_bytes(poi: PointOfInterest, data: bytes) -> str:
+    """Prepare `data` fully, then swap it in as the POI's image; returns the stored name."""
+    try:
+        prepared = prepare_image(data)
+    except ImageRejected as exc:
+        raise StorageError(f"image rejected: {exc}") from exc
+    return _swap_in(poi, prepared)
+
+
+def store_image_from_url(poi: PointOfInterest, url: str) -> None:
+    """Download (allow-listed origins, size cap) and store as the POI's image."""
+    from .downloads import fetch_image_bytes
+
+    data = fetch_image_bytes(url, max_bytes=max_download_bytes())
+    name = store_image_bytes(poi, data)
+    logger.info("Stored %s for POI %s from %s", name, poi.pk, url)
+
+
+def winner_url(candidate: Any) -> str:
+    """The URL to download a winner from: a standard rendition (robot policy), or the
+    original when IMAGE_RANKING_WINNER_WIDTH=0 or the original is not wider than it."""
+    from .commons import rendition_url
+
+    width = int(settings.IMAGE_RANKING_WINNER_WIDTH)
+    if width <= 0 or not candidate.thumb_url:
+        return candidate.image_url
+    if candidate.width and candidate.width <= width:
+        return candidate.image_url
+    return rendition_url(candidate.thumb_url, width)
+
+
+def store_candidate_as_image(candidate: Candidate, *, user: Any = None) -> None:
+    """A curator's "use this image": store it, mark it the winner, update the ranking row."""
+    from . import flags
+
+    poi = PointOfInterest.objects.select_related("city").get(pk=candidate.poi_id)
+    store_image_from_url(poi, winner_url(candidate))
+    with transaction.atomic():
+        Candidate.objects.filter(poi=poi).exclude(pk=candidate.pk).update(is_winner=False)
+        Candidate.objects.filter(pk=candidate.pk).update(is_winner=True)
+        ranking, _ = PoiRanking.objects.get_or_create(poi=poi)
+        ranking.status = PoiRanking.Status.UPDATED
+        ranking.best_score = candidate.score if ranking.best_score is None else ranking.best_score
+        who = getattr(user, "get_username", lambda: "")() if user is not None else ""
+        ranking.reason = f"Chosen by {who or 'a curator'}: {candidate.title}"[:500]
+        ranking.uses_fallback = False
+        ranking.ranked_at = timezone.now()
+        ranking.save(update_fields=["status", "best_score", "reason", "uses_fallback", "ranked_at"])
+    flags.resolve_flag(poi, ranking)
+
+
+def _swap_in(poi: PointOfInterest, prepared: PreparedImage) -> str:
+    """Delete the old file, then save the new one under the POI's final name."""
+    field = PointOfInterest._meta.get_field("image_file")
+    storage = poi.image_file.storage
+    filename = f"image{prepared.extension}"
+    target = field.generate_filename(poi, filename)
+    poi.delete_image_file()
+    _remove_orphan(storage, target, poi)
+    poi.image_file.save(filename, ContentFile(prepared.content), save=False)
+    poi.save(update_fields=["image_file", "updated_at"])
+    return poi.image_file.name
+
+
+def _remove_orphan(storage: Any, name: str, poi: PointOfInterest) -> None:
+    """A file at the POI's own target that no POI references was left by a killed attempt."""
+    if not storage.exists(name):
+        return
+    if PointOfInterest.objects.filter(image_file=name).exclude(pk=poi.pk).exists():
+        return  # another POI with the same name owns it; storage picks a free name
+    logger.warning("Removing %s left by an interrupted attempt for POI %s", name, poi.pk)
+    storage.delete(name)
