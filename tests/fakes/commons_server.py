@@ -174,7 +174,9 @@ class CommonsServer:
         handler = type("Handler", (_Handler,), {"stand_in": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -547,12 +549,16 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def commons_server(settings):
     """A running Commons stand-in; the app's settings point to it, the shared limiter is off."""
+    from image_ranking.ratelimit import reset_local_limits
+
+    reset_local_limits()
     server = CommonsServer().start()
     settings.WIKIMEDIA_API_URL = server.api_url
     settings.IMAGE_DOWNLOAD_ORIGINS = [server.origin]
     settings.WIKIMEDIA_RATE_PER_HOUR = 0
     yield server
     server.stop()
+    reset_local_limits()
 
 
 @pytest.fixture

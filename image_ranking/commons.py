@@ -1,0 +1,312 @@
+"""Wikimedia Commons candidates for a POI in ONE Action API request.
+
+The spec's `_fetch_wikimedia_images()`, extended: a generator=search query in the File
+namespace returns every candidate's URLs, size, mime, sha1, a thumbnail at a standard width
+and its coordinates at once, so a POI costs one request of the 500-per-hour budget instead of
+the original 11 (see wikimedia.md). All requests go through the shared `api_limiter()`.
+
+A client is cheap; use one per thread (it keeps a `requests.Session`).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from django.conf import settings
+
+from image_ranking.ratelimit import RateLimitTimeout, api_limiter
+
+logger = logging.getLogger(__name__)
+
+# Commons serves thumbnails only at these widths; anything else is refused.
+STANDARD_WIDTHS = (20, 40, 60, 120, 250, 330, 500, 960, 1280, 1920, 3840)
+# Raster photos only: TIFF, DjVu, XCF pass `filetype:bitmap` but are scans or layers, and the
+# caller takes only the first frame of a GIF.
+PHOTO_MIMES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"})
+DEFAULT_MAXLAG_WAIT = 5.0
+
+
+@dataclass(frozen=True)
+class CommonsCandidate:
+    """One file found for a POI; `search_rank` is Commons' own rank (1 = best, may have gaps
+    where non-photos and duplicates were dropped)."""
+
+    search_rank: int
+    title: str
+    description_url: str
+    image_url: str
+    thumb_url: str
+    width: int
+    height: int
+    size: int
+    mime: str
+    sha1: str
+    latitude: float | None
+    longitude: float | None
+
+    def download_url(self, width: int) -> str:
+        """The URL to fetch this image at `width` px: a standard rendition, or the original.
+
+        The original when `width` is 0, when the original is not wider than `width`, or when
+        Commons gave no thumbnail URL; a non-standard width is rounded up to the next step.
+        """
+        if width <= 0 or width >= self.width:
+            return self.image_url
+        try:
+            return rendition_url(self.thumb_url, standard_width(width))
+        except ValueError:
+            return self.image_url
+
+
+class CommonsError(Exception):
+    """A search that failed; `reason` is short and stable (stored and shown to curators):
+    rate_limited, maxlag, http_error, bad_response, timeout, api_error."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+class _Retry(Exception):
+    """A transient fault: try again after `delay` s; `block` pauses every worker."""
+
+    def __init__(self, error: CommonsError, delay: float, block: bool = False) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.delay = delay
+        self.block = block
+
+
+def standard_width(width: int) -> int:
+    """The standard thumbnail step Commons would serve for `width` (rounded up)."""
+    return next((step for step in STANDARD_WIDTHS if step >= width), STANDARD_WIDTHS[-1])
+
+
+def rendition_url(thumb_url: str, width: int) -> str:
+    """The same thumbnail at another standard width step.
+
+    Raises ValueError for a non-standard width or a URL that is not a thumbnail (Commons
+    answers the original's URL when the original is narrower than the width asked for).
+    Callers wanting "width 0 or >= original -> the original" use
+    `CommonsCandidate.download_url()`.
+    """
+    if width not in STANDARD_WIDTHS:
+        raise ValueError(f"{width}px is not a standard thumbnail width {STANDARD_WIDTHS}")
+    parts = urlsplit(thumb_url)
+    head, _, last = parts.path.rpartition("/")
+    if "/thumb/" not in parts.path:
+        raise ValueError(f"not a thumbnail URL: {thumb_url}")
+    new_last, count = re.subn(r"(^|-)\d+px-", rf"\g<1>{width}px-", last, count=1)
+    if not count:
+        raise ValueError(f"no width in thumbnail URL: {thumb_url}")
+    return urlunsplit(parts._replace(path=f"{head}/{new_last}"))
+
+
+def user_agent() -> str:
+    """Wikimedia's User-Agent policy: app/version (contact) library/version."""
+    agent = settings.WIKIMEDIA_USER_AGENT
+    if "requests/" not in agent:
+        agent = f"{agent} python-requests/{requests.__version__}"
+    return agent
+
+
+def request_headers() -> dict[str, str]:
+    headers = {"User-Agent": user_agent(), "Accept-Encoding": "gzip"}
+    if settings.WIKIMEDIA_API_TOKEN:
+        headers["Authorization"] = f"Bearer {settings.WIKIMEDIA_API_TOKEN}"
+    return headers
+
+
+def retry_after_seconds(response: requests.Response, default: float) -> float:
+    """Retry-After as seconds (it may be a number or an HTTP date)."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return default
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return default
+
+
+class CommonsClient:
+    """Searches Commons for a POI's candidate photos; retries transient faults."""
+
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        thumb_width: int = 330,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        attempts: int = 3,
+        backoff: float = 2.0,
+        max_wait: float = 120.0,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.api_url = api_url
+        self.thumb_width = standard_width(thumb_width)
+        self.timeout = timeout
+        self.attempts = attempts
+        self.backoff = backoff
+        self.max_wait = max_wait
+        self.session = session or requests.Session()
+
+    def params(self, query: str, limit: int) -> dict[str, Any]:
+        return {
+            "action": "query",
+            "format": "json",
+            "formatversion": "2",
+            "maxlag": "5",
+            "generator": "search",
+            "gsrsearch": f"filetype:bitmap {query}",
+            "gsrnamespace": "6",
+            "gsrlimit": str(limit),
+            "prop": "imageinfo|coordinates",
+            "iiprop": "url|size|mime|sha1",
+            "iiurlwidth": str(self.thumb_width),
+            "colimit": "max",
+        }
+
+    def search_candidates(self, query: str, limit: int = 10) -> list[CommonsCandidate]:
+        """Raster photos found for `query`, de-duplicated by sha1, best search rank first.
+
+        [] when nothing matches. Raises CommonsError when Commons cannot answer.
+        """
+        limiter = api_limiter()
+        error = CommonsError("http_error", "no attempt made")
+        for attempt in range(1, self.attempts + 1):
+            backoff = self.backoff * 2 ** (attempt - 1)
+            try:
+                with limiter.slot(max_wait=self.max_wait):
+                    payload = self._request(query, limit, backoff)
+            except RateLimitTimeout as exc:
+                raise CommonsError("rate_limited", f"rate limit wait too long ({exc})") from exc
+            except _Retry as retry:
+                error = retry.error
+                logger.warning(
+                    "Commons search %r attempt %d/%d: %s", query, attempt, self.attempts, error
+                )
+                if retry.block:
+                    limiter.block_until(time.time() + retry.delay)
+                    if retry.delay > self.max_wait:
+                        raise error from None
+                elif attempt < self.attempts:
+                    time.sleep(retry.delay)
+                continue
+            return self._candidates(query, payload, limit)
+        raise error
+
+    def _request(self, query: str, limit: int, backoff: float) -> dict:
+        try:
+            response = self.session.get(
+                self.api_url,
+                params=self.params(query, limit),
+                headers=request_headers(),
+                timeout=self.timeout,
+            )
+        except requests.Timeout as exc:
+            raise _Retry(CommonsError("timeout", str(exc)), backoff) from exc
+        except requests.RequestException as exc:
+            raise _Retry(CommonsError("http_error", f"connection failed: {exc}"), backoff) from exc
+        status = response.status_code
+        if status == 429:
+            wait = retry_after_seconds(response, backoff)
+            raise _Retry(
+                CommonsError("rate_limited", f"HTTP 429, retry after {wait:.0f} s"), wait, True
+            )
+        if status == 503 and "Retry-After" in response.headers:
+            wait = retry_after_seconds(response, backoff)
+            raise _Retry(
+                CommonsError("http_error", f"HTTP 503, retry after {wait:.0f} s"), wait, True
+            )
+        if status >= 500:
+            raise _Retry(CommonsError("http_error", f"HTTP {status}"), backoff)
+        if status != 200:
+            raise CommonsError("http_error", f"HTTP {status}")
+        content_type = response.headers.get("Content-Type", "")
+        if "json" not in content_type:
+            raise _Retry(CommonsError("bad_response", f"not JSON but {content_type!r}"), backoff)
+        try:
+            payload = response.json()
+        except ValueError:
+            what = "an empty body" if not response.content else "malformed JSON"
+            raise _Retry(CommonsError("bad_response", what), backoff) from None
+        if not isinstance(payload, dict):
+            raise _Retry(CommonsError("bad_response", "JSON is not an object"), backoff)
+        api_error = payload.get("error")
+        if isinstance(api_error, dict):
+            code, info = api_error.get("code", "?"), api_error.get("info", "")
+            if code == "maxlag":
+                wait = retry_after_seconds(response, DEFAULT_MAXLAG_WAIT)
+                raise _Retry(CommonsError("maxlag", f"replicas lagging: {info}"), wait, True)
+            raise CommonsError("api_error", f"{code}: {info}")
+        if payload.get("warnings"):
+            logger.warning("Commons API warnings for %r: %s", query, payload["warnings"])
+        return payload
+
+    def _candidates(self, query: str, payload: dict, limit: int) -> list[CommonsCandidate]:
+        pages = (payload.get("query") or {}).get("pages") or []
+        if isinstance(pages, dict):  # formatversion=1 from a proxy that rewrote the request
+            pages = list(pages.values())
+        found: list[CommonsCandidate] = []
+        for page in pages:
+            candidate = _candidate(page)
+            if candidate is None:
+                continue
+            if candidate.mime not in PHOTO_MIMES:
+                logger.info("Commons %r: skipped %s (%s)", query, candidate.title, candidate.mime)
+                continue
+            found.append(candidate)
+        found.sort(key=lambda c: c.search_rank)
+        unique: list[CommonsCandidate] = []
+        seen: set[str] = set()
+        for candidate in found:
+            if candidate.sha1 in seen:
+                logger.info("Commons %r: skipped duplicate %s", query, candidate.title)
+                continue
+            seen.add(candidate.sha1)
+            unique.append(candidate)
+        return unique[:limit]
+
+
+def _candidate(page: Any) -> CommonsCandidate | None:
+    """A candidate from one page of the answer, or None when it lacks what we need."""
+    try:
+        info = page["imageinfo"][0]
+        coords = next(
+            (c for c in page.get("coordinates") or [] if c.get("globe", "earth") == "earth"),
+            None,
+        )
+        return CommonsCandidate(
+            search_rank=int(page.get("index") or 10_000),
+            title=str(page["title"]),
+            description_url=str(info.get("descriptionurl", "")),
+            image_url=str(info["url"]),
+            thumb_url=str(info.get("thumburl") or info["url"]),
+            width=int(info["width"]),
+            height=int(info["height"]),
+            size=int(info.get("size") or 0),
+            mime=str(info["mime"]),
+            sha1=str(info.get("sha1") or info["url"]),
+            latitude=float(coords["lat"]) if coords else None,
+            longitude=float(coords["lon"]) if coords else None,
+        )
+    except (KeyError, IndexError, TypeError, ValueError):
+        logger.warning("Commons answer: unusable page %.200r", page)
+        return None
+
+
+def get_commons_client(**options: Any) -> CommonsClient:
+    """A client configured from settings (options override, e.g. in tests)."""
+    options.setdefault("thumb_width", settings.IMAGE_RANKING_THUMB_WIDTH)
+    return CommonsClient(settings.WIKIMEDIA_API_URL, **options)
