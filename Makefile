@@ -17,7 +17,7 @@ setup: venv migrate demo model
 
 ## test: install what the tests need and run the whole suite
 test: dev-venv system-deps model
-	$(PY) -m pytest $(PYTEST_ARGS)
+	scripts/with_postgres.sh $(PY) -m pytest $(PYTEST_ARGS)
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)

@@ -121,6 +121,7 @@ class RequestRecord:
     query: dict[str, str]
     headers: dict[str, str]
     target: str  # "api", "media" or "page"
+    fault: str | None = None  # the injected fault this request was answered with
 
     @property
     def search_text(self) -> str | None:
@@ -456,8 +457,10 @@ class _Handler(BaseHTTPRequestHandler):
             server.max_in_flight[target] = max(
                 server.max_in_flight[target], server.in_flight[target]
             )
+        fault = server._take_fault(record)
+        record.fault = fault.kind if fault else None
         try:
-            self._answer(record, server._take_fault(record))
+            self._answer(record, fault)
         finally:
             with server._lock:
                 server.in_flight[target] -= 1
