@@ -1,0 +1,56 @@
+"""Category fallback images for flagged POIs without a photo.
+
+Each category has one real photo in `static/image_ranking/fallback/<category>.jpg`, taken from
+scikit-image's sample data (public domain or CC0):
+see = "rocket" (SpaceX launch photo, public domain), eat = "coffee" and drink = a crop of it
+(Rachel Michetti, CC0), sleep = "chelsea" (Stefan van der Walt, CC0), shop = "camera"
+(Lav Varshney, CC0), play = "astronaut" (NASA, public domain).
+
+A fallback is stored through the same safe storage path as a winner (a copy under
+`poi_image_path()`), and `PoiRanking.uses_fallback` keeps the POI in scope "missing", so a
+later run replaces it as soon as Commons has something good.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from cities.models import PointOfInterest
+
+from .models import PoiRanking
+
+logger = logging.getLogger(__name__)
+
+FALLBACK_DIR = Path(__file__).resolve().parent.parent / "static" / "image_ranking" / "fallback"
+
+
+def fallback_path(category: str) -> Path | None:
+    """The category's image file, or None when the category has none."""
+    folder = Path(getattr(settings, "IMAGE_RANKING_FALLBACK_DIR", FALLBACK_DIR))
+    path = folder / f"{category}.jpg"
+    return path if path.is_file() else None
+
+
+def apply_category_fallback(poi: PointOfInterest, *, ranking: PoiRanking | None = None) -> bool:
+    """Give a POI without an image its category's image; False when it has one already or the
+    category has no fallback. A curator's click and a flagged run both land here."""
+    from .storage import store_image_bytes
+
+    poi = PointOfInterest.objects.select_related("city").get(pk=poi.pk)
+    if ranking is None:
+        ranking, _ = PoiRanking.objects.get_or_create(poi=poi)
+    if poi.image_file and not ranking.uses_fallback:
+        return False
+    path = fallback_path(poi.category)
+    if path is None:
+        logger.warning("No fallback image for category %r (POI %s)", poi.category, poi.pk)
+        return False
+    store_image_bytes(poi, path.read_bytes())
+    ranking.uses_fallback = True
+    PoiRanking.objects.filter(pk=ranking.pk).update(uses_fallback=True, ranked_at=timezone.now())
+    logger.info("POI %s %r got the %s fallback image", poi.pk, poi.name, poi.category)
+    return True

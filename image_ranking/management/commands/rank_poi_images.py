@@ -1,0 +1,67 @@
+"""`python manage.py rank_poi_images`: rank the POIs in lists (queued, or here with --sync).
+
+Ends with ONE JSON line in the original result-dict pattern (a stable interface for scripts):
+`{"status": ..., "processed_count": N, "updated_count": M, "flagged_count": K,
+"failed_count": F, ...}`. Everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from cities.models import City
+from image_ranking.models import Scope
+from image_ranking.runs import run_result, start_run
+
+
+class Command(BaseCommand):
+    help = "Find, score and store Commons photos for POIs in lists (Django-Q jobs or --sync)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--city", help="Only this city (its name, case-insensitive).")
+        parser.add_argument("--scope", choices=Scope.values, default=Scope.MISSING)
+        parser.add_argument("--threshold", type=float, help="Minimum score (default: setting).")
+        parser.add_argument("--limit", type=int, help="At most this many POIs.")
+        parser.add_argument("--sync", action="store_true", help="Run here with a progress bar.")
+        parser.add_argument(
+            "--replace", action="store_true", help="With --scope all: replace existing images."
+        )
+        parser.add_argument("--model", help="Scoring model (default: IMAGE_RANKING_MODEL).")
+
+    def handle(self, *args, **options) -> None:
+        city = options["city"]
+        if city and not City.objects.filter(name__iexact=city).exists():
+            raise CommandError(f"No city named {city!r}.")
+        if options["limit"] is not None and options["limit"] < 0:
+            raise CommandError("--limit must be 0 or more.")
+        bar = None
+        progress = None
+        if options["sync"]:
+            from tqdm import tqdm
+
+            bar = tqdm(total=0, unit="POI", desc="Ranking", file=self.stderr._out)
+
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+        try:
+            run = start_run(
+                scope=options["scope"],
+                city=city,
+                threshold=options["threshold"],
+                replace_existing=options["replace"],
+                limit=options["limit"],
+                sync=options["sync"],
+                progress=progress,
+                model_name=options["model"],
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+        result = run_result(run)
+        if not options["sync"] and result["status"] != "success":
+            result["message"] = f"{run.total} POIs queued for the Django-Q cluster (run {run.pk})"
+        self.stdout.write(json.dumps(result, ensure_ascii=False))

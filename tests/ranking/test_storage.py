@@ -1,0 +1,205 @@
+"""Winner storage: what a curator finds on disk, and that a failure or a crash loses nothing."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from cities.models import PointOfInterest
+from image_ranking import storage
+from image_ranking.models import Candidate, PoiRanking
+from tests.fakes.images import encode, jpeg_bytes, photo
+
+from .helpers import (
+    animated_gif,
+    bomb_png,
+    cmyk_jpeg,
+    exif_rotated_jpeg,
+    palette_png_with_transparency,
+    png16,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def stored(poi: PointOfInterest) -> Image.Image:
+    poi.refresh_from_db()
+    with poi.image_file.open("rb") as handle:
+        image = Image.open(io.BytesIO(handle.read()))
+        image.load()
+    return image
+
+
+def test_large_photo_shrinks_to_fit_800x600_keeping_aspect(make_poi, media_root):
+    poi = make_poi("Torre de Belém")
+    big = photo("astronaut").resize((2048, 2048))
+    storage.store_image_bytes(poi, encode(big))
+    image = stored(poi)
+    assert image.size == (600, 600)
+    assert image.format == "JPEG"
+    assert poi.image_file.name == "cities/images/pois/lisbon/torre_de_belém.jpg"
+    assert (media_root / poi.image_file.name).is_file()
+
+
+def test_small_photo_is_never_enlarged(make_poi):
+    poi = make_poi("Small")
+    storage.store_image_bytes(poi, jpeg_bytes("chelsea", width=300))
+    assert stored(poi).size == (300, 200)
+
+
+def test_exif_rotated_photo_is_stored_upright(make_poi):
+    poi = make_poi("Rotated")
+    storage.store_image_bytes(poi, exif_rotated_jpeg("rocket"))
+    image = stored(poi)
+    assert image.width > image.height  # the rocket photo is landscape when shown upright
+    assert image.getexif().get(0x0112) in (None, 1)
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt", "suffix"),
+    [
+        (cmyk_jpeg(), "JPEG", ".jpg"),
+        (png16(), "PNG", ".png"),
+        (palette_png_with_transparency(), "PNG", ".png"),
+        (animated_gif(), "GIF", ".gif"),
+    ],
+    ids=["cmyk", "16-bit", "palette+transparency", "animated-gif"],
+)
+def test_unusual_formats_are_stored_in_their_family(make_poi, data, fmt, suffix):
+    poi = make_poi(f"Odd {fmt} {suffix}")
+    storage.store_image_bytes(poi, data)
+    image = stored(poi)
+    assert image.format == fmt
+    assert poi.image_file.name.endswith(suffix)
+    assert getattr(image, "n_frames", 1) == 1  # an animation keeps its first frame only
+    if suffix == ".jpg":
+        assert image.mode == "RGB"
+
+
+def test_palette_transparency_survives(make_poi):
+    poi = make_poi("Transparent")
+    storage.store_image_bytes(poi, palette_png_with_transparency())
+    image = stored(poi).convert("RGBA")
+    assert image.getextrema()[3][0] == 0  # some pixels are still fully transparent
+
+
+@pytest.mark.parametrize(
+    "make_data",
+    [lambda: jpeg_bytes("coffee")[:5000], lambda: b"<html>not an image</html>", bomb_png],
+    ids=["truncated", "not-an-image", "decompression-bomb"],
+)
+def test_bad_bytes_leave_the_old_image_untouched(make_poi, media_root, make_data):
+    data = make_data()
+    poi = make_poi("Keeps its photo")
+    storage.store_image_bytes(poi, jpeg_bytes("chelsea"))
+    old_name = poi.image_file.name
+    old_bytes = (media_root / old_name).read_bytes()
+    with pytest.raises(storage.StorageError):
+        storage.store_image_bytes(poi, data)
+    poi.refresh_from_db()
+    assert poi.image_file.name == old_name
+    assert (media_root / old_name).read_bytes() == old_bytes
+
+
+def test_replacing_removes_the_old_file_and_changes_format(make_poi, media_root):
+    poi = make_poi("Swap")
+    storage.store_image_bytes(poi, jpeg_bytes("chelsea"))
+    old = media_root / poi.image_file.name
+    storage.store_image_bytes(poi, palette_png_with_transparency())
+    poi.refresh_from_db()
+    assert not old.exists()
+    assert poi.image_file.name.endswith(".png")
+    assert sorted(p.name for p in old.parent.iterdir()) == ["swap.png"]
+
+
+def test_names_with_slashes_dots_accents_emoji_and_300_chars_stay_in_the_folder(
+    make_poi, media_root
+):
+    names = ["../../settings", "a/b\\c", "..", "Café São Jorge", "Pizza 🍕 Place", "x" * 300]
+    for name in names:
+        poi = make_poi(name)
+        storage.store_image_bytes(poi, jpeg_bytes("coffee", width=400))
+        poi.refresh_from_db()
+        path = (media_root / poi.image_file.name).resolve()
+        assert path.is_relative_to((media_root / "cities/images/pois/lisbon").resolve())
+        assert path.is_file()
+    assert not (media_root.parent / "settings.jpg").exists()
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL between two steps (BaseException, so no handler swallows it)."""
+
+
+def test_worker_killed_after_writing_the_file_leaves_no_orphan_on_retry(
+    make_poi, media_root, monkeypatch
+):
+    poi = make_poi("Killed mid swap")
+    storage.store_image_bytes(poi, jpeg_bytes("chelsea"))
+    original_save = PointOfInterest.save
+
+    def die_once(self, *args, **kwargs):
+        if kwargs.get("update_fields") == ["image_file", "updated_at"] and self.image_file:
+            monkeypatch.setattr(PointOfInterest, "save", original_save)
+            raise Killed  # the new file is on disk, the row does not point to it yet
+        return original_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(PointOfInterest, "save", die_once)
+    with pytest.raises(Killed):
+        storage.store_image_bytes(PointOfInterest.objects.get(pk=poi.pk), jpeg_bytes("rocket"))
+    folder = media_root / "cities/images/pois/lisbon"
+    assert [p.name for p in folder.iterdir()] == ["killed_mid_swap.jpg"]  # the orphan
+    poi = PointOfInterest.objects.get(pk=poi.pk)
+    assert not poi.image_file  # the old file was deleted first, as the spec orders
+
+    storage.store_image_bytes(poi, jpeg_bytes("rocket"))  # the retry
+    poi.refresh_from_db()
+    assert [p.name for p in folder.iterdir()] == ["killed_mid_swap.jpg"]
+    assert poi.image_file.name == "cities/images/pois/lisbon/killed_mid_swap.jpg"
+    assert stored(poi).size == (640, 427)  # rocket (chelsea is 451x300)
+
+
+def test_store_from_url_and_candidate_choice(commons_server, make_poi, media_root):
+    """A curator's "use this image": the 1280px rendition is fetched, the winner marked."""
+    poi = make_poi("Mosteiro dos Jerónimos")
+    big = commons_server.add_file("Jeronimos.jpg", photo("astronaut").resize((2000, 2000)))
+    other = commons_server.add_file("Other.jpg", jpeg_bytes("coffee"))
+    rows = []
+    for rank, file in enumerate([big, other], start=1):
+        rows.append(
+            Candidate.objects.create(
+                poi=poi,
+                search_rank=rank,
+                title=file.title,
+                image_url=commons_server.url_for_original(file),
+                thumb_url=commons_server.url_for_thumb(file, 330) if file.width > 330 else "",
+                width=file.width,
+                height=file.height,
+                score=5.0,
+                is_winner=rank == 2,
+            )
+        )
+    storage.store_candidate_as_image(rows[0])
+    assert stored(poi).size == (600, 600)
+    paths = [r.path for r in commons_server.media_requests()]
+    assert paths == [big.thumb_path(1280)]  # the standard rendition, not the 2000px original
+    assert [c.is_winner for c in Candidate.objects.filter(poi=poi).order_by("search_rank")] == [
+        True,
+        False,
+    ]
+    assert PoiRanking.objects.get(poi=poi).status == PoiRanking.Status.UPDATED
+
+
+def test_winner_url_prefers_rendition_and_falls_back_to_original(settings):
+    cand = Candidate(
+        image_url="https://upload.wikimedia.org/wikipedia/commons/a/ab/X.jpg",
+        thumb_url="https://upload.wikimedia.org/wikipedia/commons/thumb/a/ab/X.jpg/330px-X.jpg",
+        width=4000,
+    )
+    assert storage.winner_url(cand).endswith("/1280px-X.jpg")
+    settings.IMAGE_RANKING_WINNER_WIDTH = 0
+    assert storage.winner_url(cand) == cand.image_url
+    settings.IMAGE_RANKING_WINNER_WIDTH = 1280
+    cand.width = 1000  # smaller than the rendition: the original is the better (only) choice
+    assert storage.winner_url(cand) == cand.image_url
