@@ -277,6 +277,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # The temporary server started without PREFECT_API_URL must not phone home.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if args.timeout <= 0:
         print("--timeout must be positive", file=sys.stderr)
         return 2

@@ -1,0 +1,77 @@
+"""`python -m workflow.city_import` runs the flow with no Prefect server configured."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+
+@pytest.mark.slow
+def test_command_line_runs_the_flow_without_a_prefect_server(
+    migrated_template, tmp_path, export_file
+):
+    database = tmp_path / "cli.sqlite3"
+    shutil.copyfile(migrated_template, database)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        SQLITE_PATH=str(database),
+        MEDIA_ROOT=str(tmp_path / "media"),
+        PREFECT_HOME=str(tmp_path / "prefect-home"),  # its own temporary server database
+    )
+    completed = subprocess.run(
+        [sys.executable, "-m", "workflow.city_import", str(export_file), "--no-wait"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout)
+    assert result["import"]["pois"] == 8
+    assert result["image_ranking"]["enqueued_count"] == 6
+    assert result["image_ranking"]["status"] == "queued"
+    assert "Starting temporary server" in completed.stderr  # ephemeral Prefect, no server
+    rows = _query(database, "SELECT count(*) FROM django_q_ormq")
+    assert rows == [(6,)]
+
+
+def test_command_line_against_a_prefect_server_reports_a_missing_file_with_status_1(
+    migrated_template, tmp_path
+):
+    from prefect.settings import PREFECT_API_URL
+
+    database = tmp_path / "cli.sqlite3"
+    shutil.copyfile(migrated_template, database)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    # The session's test server stands in for `prefect server start`.
+    env.update(SQLITE_PATH=str(database), PREFECT_API_URL=PREFECT_API_URL.value())
+    completed = subprocess.run(
+        [sys.executable, "-m", "workflow.city_import", str(tmp_path / "nope.json")],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+    assert completed.returncode == 1, completed.stderr[-3000:]
+    assert "Starting temporary server" not in completed.stderr
+    result = json.loads(completed.stdout)
+    assert result["import"]["status"] == "error"
+    assert "cannot read file" in result["import"]["message"]
+    assert _query(database, "SELECT count(*) FROM cities_city") == [(0,)]
+
+
+def _query(database, sql):
+    with sqlite3.connect(database) as connection:
+        return connection.execute(sql).fetchall()
