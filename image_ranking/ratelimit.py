@@ -18,6 +18,10 @@ bound is burst + refill * window). Each take happens in one transaction under a 
 (`SELECT ... FOR UPDATE` on PostgreSQL; on SQLite the settings' IMMEDIATE transactions take
 the database write lock up front), so concurrent workers never hand out the same token.
 
+Use `slot()` outside any `transaction.atomic()` block: inside one, the lease would stay
+invisible to other workers until the outer commit. Times are Unix epochs, so hosts sharing a
+database need synchronised clocks (NTP).
+
 `WIKIMEDIA_RATE_PER_HOUR=0` switches the shared limiter off (benchmarks, one-off tools): the
 limits then hold only inside this process (one/two requests in flight, Retry-After honoured).
 """

@@ -34,7 +34,8 @@ Media kinds (used when `path=` is given or the kind is media-only): the same HTT
 "truncated" (connection closed halfway through the body), "not_image" (garbage bytes served
 as image/jpeg), "redirect" (302 to `location`, default the same path again = a loop).
 
-Request log: `server.requests` (RequestRecord: time, method, path, query, headers, target),
+Request log: `server.requests` (RequestRecord: time, method, path, query, headers, target,
+fault = the injected fault kind it got, `search_text` = the query after "filetype:bitmap "),
 `server.api_requests(query=None)`, `server.media_requests()`, `server.max_in_flight[target]`.
 """
 
@@ -60,6 +61,8 @@ API_PATH = "/w/api.php"
 THUMB_STEPS = (20, 40, 60, 120, 250, 330, 500, 960, 1280, 1920, 3840)
 RASTER_MIMES = {"image/jpeg", "image/png", "image/gif", "image/webp", "image/tiff"}
 MEDIA_ONLY_KINDS = {"truncated", "not_image", "redirect"}
+FAULT_KINDS = {"429", "503", "maxlag", "api_error", "html", "malformed_json", "empty", "slow"}
+FAULT_KINDS |= {"warnings"} | MEDIA_ONLY_KINDS
 MAX_DELAY = 10.0
 _ENCODERS = {
     "image/jpeg": "JPEG",
@@ -259,6 +262,8 @@ class CommonsServer:
 
     # --- faults ----------------------------------------------------------------------------
     def fail_next(self, kind: str, count: int | None = 1, **options) -> None:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; known: {sorted(FAULT_KINDS)}")
         target = "media" if options.get("path") or kind in MEDIA_ONLY_KINDS else "api"
         with self._lock:
             self.faults.append(Fault(kind, count, target, **options))
