@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from django.conf import settings
 
-from image_ranking.commons import request_headers, retry_after_seconds
+from image_ranking.commons import retry_after_seconds, user_agent
 from image_ranking.ratelimit import RateLimitTimeout, media_limiter
 
 logger = logging.getLogger(__name__)
@@ -98,7 +98,8 @@ def _get(url: str, *, max_bytes: int, deadline: float) -> bytes | tuple[str, str
     try:
         response = requests.get(
             url,
-            headers=request_headers(),
+            # No API token here: media servers don't need it, so it never leaves the API.
+            headers={"User-Agent": user_agent(), "Accept-Encoding": "gzip"},
             timeout=(min(5.0, remaining), remaining),
             allow_redirects=False,
             stream=True,

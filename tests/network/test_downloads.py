@@ -19,12 +19,14 @@ def tower(commons_server):
     return commons_server.add_file("Tower.jpg", jpeg_bytes("coffee"))
 
 
-def test_thumbnail_and_original_arrive_whole(commons_server, tower):
+def test_thumbnail_and_original_arrive_whole(commons_server, tower, settings):
+    settings.WIKIMEDIA_API_TOKEN = "api-only-token"
     thumb = fetch_image_bytes(commons_server.url_for_thumb(tower, 330), max_bytes=CAP)
     assert Image.open(io.BytesIO(thumb)).size == (330, 220)
     assert fetch_image_bytes(commons_server.url_for_original(tower), max_bytes=CAP) == tower.data
     (request, _) = commons_server.media_requests()
-    assert "python-requests/" in request.headers["User-Agent"]
+    assert request.headers["User-Agent"].startswith(settings.WIKIMEDIA_USER_AGENT)
+    assert "Authorization" not in request.headers
 
 
 def test_url_outside_the_allow_list_is_never_fetched(commons_server, outside_server):
