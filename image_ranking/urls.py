@@ -1,4 +1,4 @@
-"""Routes of the review dashboard (filled in by the dashboard issue)."""
+"""Routes of the review dashboard at /image-ranking/."""
 
 from django.urls import path
 
@@ -8,4 +8,17 @@ app_name = "image_ranking"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("poi/<int:poi_id>/", views.poi_card, name="poi_card"),
+    path("poi/<int:poi_id>/label/", views.label_current, name="label_current"),
+    path("poi/<int:poi_id>/rerank/", views.rerank_poi, name="rerank"),
+    path("poi/<int:poi_id>/fallback/", views.apply_fallback, name="fallback"),
+    path("candidate/<int:candidate_id>/label/", views.label_candidate, name="label_candidate"),
+    path("candidate/<int:candidate_id>/use/", views.use_candidate, name="use_candidate"),
+    path("labels/undo/", views.undo_label, name="undo"),
+    path("labels/bootstrap/", views.bootstrap_labels, name="bootstrap"),
+    path("labels/export.csv", views.export_labels, {"fmt": "csv"}, name="export_csv"),
+    path("labels/export.jsonl", views.export_labels, {"fmt": "jsonl"}, name="export_jsonl"),
+    path("runs/", views.start_ranking_run, name="start_run"),
+    path("runs/<int:run_id>/", views.run_progress, name="run_progress"),
+    path("calibration/adopt/", views.adopt_threshold, name="adopt_threshold"),
 ]

@@ -1,0 +1,68 @@
+"""Validation of every dashboard parameter: anything unexpected is a 400, never a guess."""
+
+from __future__ import annotations
+
+from django import forms
+from django.http import QueryDict
+
+from .calibration import SCORE_MAX
+from .models import Scope
+from .selectors import DEFAULT_PER_PAGE, PER_PAGE_CHOICES, STATUSES, Filters
+
+LABEL_CHOICES = [("good", "Good"), ("bad", "Bad"), ("clear", "Clear")]
+
+
+class FilterForm(forms.Form):
+    city = forms.IntegerField(required=False, min_value=1)
+    list = forms.IntegerField(required=False, min_value=1)
+    status = forms.ChoiceField(required=False, choices=[("", "All"), *STATUSES.items()])
+    page = forms.IntegerField(required=False, min_value=1, max_value=10**6)
+    per_page = forms.TypedChoiceField(
+        required=False,
+        coerce=int,
+        choices=[(str(n), str(n)) for n in PER_PAGE_CHOICES],
+        empty_value=DEFAULT_PER_PAGE,
+    )
+
+    def filters(self) -> Filters:
+        data = self.cleaned_data
+        return Filters(
+            city_id=data.get("city"),
+            list_id=data.get("list"),
+            status=data.get("status") or "",
+            page=data.get("page") or 1,
+            per_page=data.get("per_page") or DEFAULT_PER_PAGE,
+        )
+
+
+def filters_from_return_to(value: str) -> Filters:
+    """The filters a POST came from (its `return_to` query string); invalid parts dropped."""
+    form = FilterForm(QueryDict(value.lstrip("?")[:2000]))
+    if form.is_valid():
+        return form.filters()
+    clean = {k: v for k, v in form.cleaned_data.items() if k not in form.errors}
+    form = FilterForm({k: v for k, v in clean.items() if v not in (None, "")})
+    return form.filters() if form.is_valid() else Filters()
+
+
+class LabelForm(forms.Form):
+    label = forms.ChoiceField(choices=LABEL_CHOICES)
+
+    def value(self) -> str | None:
+        label = self.cleaned_data["label"]
+        return None if label == "clear" else label
+
+
+class RunForm(forms.Form):
+    scope = forms.ChoiceField(choices=Scope.choices, initial=Scope.MISSING)
+    city = forms.IntegerField(required=False, min_value=1)
+    threshold = forms.FloatField(required=False, min_value=0.0, max_value=SCORE_MAX)
+    replace_existing = forms.BooleanField(required=False)
+
+
+class ThresholdForm(forms.Form):
+    threshold = forms.FloatField(required=False, min_value=0.0, max_value=SCORE_MAX)
+
+
+class BootstrapForm(forms.Form):
+    city = forms.IntegerField(required=False, min_value=1)

@@ -1,0 +1,492 @@
+"""The dashboard's endpoints: staff only, CSRF on every POST, GET changes nothing, bad input
+is a 4xx that changes nothing, and every action works with htmx (a fragment) and without it
+(a redirect back to the same filtered page)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.urls import reverse
+from django_q.models import OrmQ
+
+from cities.models import PointOfInterest
+from image_ranking import calibration
+from image_ranking.models import (
+    AdoptedThreshold,
+    Candidate,
+    ImageTrainingData,
+    PoiRanking,
+    RankingRun,
+)
+from tests.dashboard.factories import make_pois
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+DASH = reverse("image_ranking:dashboard")
+
+
+def snapshot() -> tuple:
+    """Everything an action could change."""
+    return (
+        list(ImageTrainingData.objects.values_list("poi_id", "image_url", "label", "source")),
+        list(RankingRun.objects.values_list("pk", "status")),
+        list(AdoptedThreshold.objects.values_list("pk", "threshold")),
+        list(PointOfInterest.objects.values_list("pk", "image_file")),
+        list(Candidate.objects.values_list("pk", "is_winner")),
+        list(PoiRanking.objects.values_list("pk", "status", "uses_fallback")),
+        OrmQ.objects.count(),
+    )
+
+
+def endpoints(pois) -> list[tuple[str, str, dict]]:
+    _, _, poi_objs = pois
+    poi = poi_objs[0]
+    cand = Candidate.objects.filter(poi=poi).first()
+    return [
+        ("get", DASH, {}),
+        ("get", reverse("image_ranking:poi_card", args=[poi.pk]), {}),
+        ("get", reverse("image_ranking:export_csv"), {}),
+        ("get", reverse("image_ranking:export_jsonl"), {}),
+        ("post", reverse("image_ranking:label_candidate", args=[cand.pk]), {"label": "good"}),
+        ("post", reverse("image_ranking:label_current", args=[poi.pk]), {"label": "good"}),
+        ("post", reverse("image_ranking:use_candidate", args=[cand.pk]), {}),
+        ("post", reverse("image_ranking:rerank", args=[poi.pk]), {}),
+        ("post", reverse("image_ranking:fallback", args=[poi_objs[1].pk]), {}),
+        ("post", reverse("image_ranking:undo"), {}),
+        ("post", reverse("image_ranking:bootstrap"), {}),
+        ("post", reverse("image_ranking:start_run"), {"scope": "missing"}),
+        ("post", reverse("image_ranking:adopt_threshold"), {"threshold": "5.0"}),
+    ]
+
+
+POST_NAMES = [
+    "label_candidate",
+    "label_current",
+    "use_candidate",
+    "rerank",
+    "fallback",
+    "undo",
+    "bootstrap",
+    "start_run",
+    "adopt_threshold",
+]
+
+
+# --- Access ---------------------------------------------------------------------------------
+
+
+def test_anonymous_and_non_staff_get_a_login_redirect_and_no_data(client, plain_client, pois):
+    run = RankingRun.objects.create(total=3)
+    before = snapshot()
+    urls = [
+        *endpoints(pois),
+        ("get", reverse("image_ranking:run_progress", args=[run.pk]), {}),
+    ]
+    for who in (client, plain_client):
+        for method, url, data in urls:
+            response = getattr(who, method)(url, data)
+            assert response.status_code == 302, url
+            assert "/admin/login/" in response["Location"]
+            assert b"sight" not in response.content
+    assert snapshot() == before
+
+
+def test_every_post_needs_the_csrf_token(csrf_client, pois):
+    before = snapshot()
+    for method, url, data in endpoints(pois):
+        if method == "post":
+            assert csrf_client.post(url, data, **HTMX).status_code == 403, url
+    assert snapshot() == before
+
+
+def test_csrf_token_from_the_page_lets_the_post_through(csrf_client, pois):
+    page = csrf_client.get(DASH)
+    token = page.context["csrf_token"]
+    assert f'"X-CSRFToken": "{token}"' in page.content.decode()  # hx-headers
+    cand = Candidate.objects.filter(eligible=True).first()
+    url = reverse("image_ranking:label_candidate", args=[cand.pk])
+    response = csrf_client.post(url, {"label": "bad"}, HTTP_X_CSRFTOKEN=str(token), **HTMX)
+    assert response.status_code == 200
+    assert ImageTrainingData.objects.get().label == "bad"
+
+
+def test_get_never_changes_anything_and_post_endpoints_refuse_get(staff_client, pois):
+    RankingRun.objects.create(total=2)
+    before = snapshot()
+    for method, url, data in endpoints(pois):
+        response = staff_client.get(url, data)
+        assert response.status_code == (200 if method == "get" else 405), url
+        if method == "get":
+            b"".join(response.streaming_content) if response.streaming else response.content
+    assert snapshot() == before
+
+
+# --- Bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "city=abc",
+        "city=99999",
+        "list=-1",
+        "list=99999",
+        "status=everything",
+        "page=0",
+        "page=x",
+        "per_page=7",
+    ],
+)
+def test_dashboard_bad_parameters_are_400(staff_client, pois, query):
+    response = staff_client.get(f"{DASH}?{query}")
+    assert response.status_code == 400
+
+
+def test_bad_ids_are_404_and_change_nothing(staff_client, pois):
+    before = snapshot()
+    for name in ["label_candidate", "use_candidate"]:
+        url = reverse(f"image_ranking:{name}", args=[999999])
+        assert staff_client.post(url, {"label": "good"}, **HTMX).status_code == 404
+    for name in ["label_current", "rerank", "fallback"]:
+        url = reverse(f"image_ranking:{name}", args=[999999])
+        assert staff_client.post(url, {"label": "good"}, **HTMX).status_code == 404
+    assert staff_client.get(reverse("image_ranking:poi_card", args=[999999])).status_code == 404
+    assert staff_client.get(reverse("image_ranking:run_progress", args=[999999])).status_code == 404
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("label_candidate", {"label": "maybe"}),
+        ("label_candidate", {}),
+        ("start_run", {"scope": "everything"}),
+        ("start_run", {"scope": "missing", "threshold": "11"}),
+        ("start_run", {"scope": "missing", "threshold": "nan"}),
+        ("start_run", {"scope": "missing", "city": "abc"}),
+        ("start_run", {"scope": "missing", "city": "99999"}),
+        ("adopt_threshold", {"threshold": "-1"}),
+        ("adopt_threshold", {"threshold": "ten"}),
+        ("bootstrap", {"city": "99999"}),
+    ],
+)
+def test_bad_post_parameters_are_400_and_change_nothing(staff_client, pois, name, data):
+    args = [Candidate.objects.first().pk] if name == "label_candidate" else []
+    before = snapshot()
+    response = staff_client.post(reverse(f"image_ranking:{name}", args=args), data, **HTMX)
+    assert response.status_code == 400
+    assert snapshot() == before
+
+
+# --- The page -------------------------------------------------------------------------------
+
+
+def test_dashboard_shows_counts_cards_and_states(staff_client, pois):
+    response = staff_client.get(DASH)
+    assert response.status_code == 200
+    html = response.content.decode()
+    counts = response.context["counts"]
+    assert counts == {"in_lists": 6, "missing": 4, "flagged": 1, "ranked": 5, "labelled": 0}
+    assert "Lisbon sight 00000" in html and "Lisbon sight 00005" in html
+    assert "Missing" in html  # a POI without an image says so
+    assert "below the threshold" in html  # the flagged POI's reason
+    assert "Not eligible: 12.5 km from the POI" in html
+    assert "Winner" in html
+    assert "django_htmx/htmx-2.min.js" in html  # htmx from our static files, no CDN
+    # Candidates best first.
+    card = response.context["cards"][0]
+    scores = [t.candidate.score for t in card.candidates if t.candidate.eligible]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_filters_select_pois_and_stay_in_the_url(staff_client, pois):
+    city, _, _ = pois
+    make_pois(2, 1, city_name="Rome", list_title="Rome top")
+    response = staff_client.get(f"{DASH}?city={city.pk}&status=missing&per_page=10")
+    names = [c.poi.name for c in response.context["cards"]]
+    assert names == [f"Lisbon sight {i:05d}" for i in (1, 2, 4, 5)]
+    html = response.content.decode()
+    assert f'name="return_to" value="city={city.pk}&amp;status=missing&amp;per_page=10"' in html
+    flagged = staff_client.get(f"{DASH}?status=flagged").context["cards"]
+    assert [c.poi.name for c in flagged] == ["Lisbon sight 00005"]
+    with_image = staff_client.get(f"{DASH}?status=has_image&city={city.pk}").context["cards"]
+    assert [c.poi.name for c in with_image] == ["Lisbon sight 00000", "Lisbon sight 00003"]
+
+
+def test_pagination_keeps_the_filters(staff_client, db):
+    make_pois(25, 1)
+    response = staff_client.get(f"{DASH}?status=missing&per_page=10")
+    assert response.context["page"].paginator.num_pages == 2
+    assert response.context["next_url"] == f"{DASH}?status=missing&per_page=10&page=2"
+    page2 = staff_client.get(response.context["next_url"])
+    assert len(page2.context["cards"]) == 16 - 10
+    assert page2.context["prev_url"] == f"{DASH}?status=missing&per_page=10"
+
+
+def test_page_costs_the_same_queries_whatever_its_size(staff_client, db, django_assert_num_queries):
+    make_pois(60, 10)
+    ImageTrainingData.objects.create(
+        poi=PointOfInterest.objects.first(), image_url="x", label="good", aesthetic_score=6
+    )
+    RankingRun.objects.create(total=10, processed=3, status="running")
+    staff_client.get(DASH)  # warm the session
+    # session + user, counts (2), filter options (2), threshold, calibration (2: threshold,
+    # bins), paginator count, POIs, candidates, labels, lists, latest run.
+    expected = 15
+    for per_page in (10, 20, 50):
+        with django_assert_num_queries(expected):
+            response = staff_client.get(f"{DASH}?per_page={per_page}")
+        assert len(response.context["cards"]) == per_page
+
+
+# --- Labels ---------------------------------------------------------------------------------
+
+
+def label_url(cand: Candidate) -> str:
+    return reverse("image_ranking:label_candidate", args=[cand.pk])
+
+
+def test_label_with_htmx_returns_the_tile_marked_and_stores_it(staff_client, staff, pois):
+    cand = Candidate.objects.filter(eligible=True).order_by("pk").first()
+    response = staff_client.post(label_url(cand), {"label": "good"}, **HTMX)
+    assert response.status_code == 200
+    assert response["HX-Retarget"] == f"#t-c{cand.pk}"
+    html = response.content.decode()
+    assert f'id="t-c{cand.pk}"' in html and "tile--good" in html
+    assert 'data-key="good" title="Good (g)"' in html and 'aria-pressed="true"' in html
+    assert 'id="counts"' in html and 'hx-swap-oob="true"' in html  # counts updated in place
+    row = ImageTrainingData.objects.get()
+    assert (row.poi_id, row.image_url, row.label) == (cand.poi_id, cand.image_url, "good")
+    assert row.aesthetic_score == cand.score and row.labelled_by == staff
+    assert row.source == "curator" and row.thumbnail_url == cand.thumb_url
+
+    staff_client.post(label_url(cand), {"label": "bad"}, **HTMX)
+    assert list(ImageTrainingData.objects.values_list("label", flat=True)) == ["bad"]
+    staff_client.post(label_url(cand), {"label": "clear"}, **HTMX)
+    assert not ImageTrainingData.objects.exists()
+
+
+def test_label_without_javascript_redirects_back_to_the_same_filtered_page(staff_client, pois):
+    city, _, _ = pois
+    cand = Candidate.objects.filter(eligible=True).order_by("pk").first()
+    back = f"city={city.pk}&status=missing&page=2"
+    response = staff_client.post(label_url(cand), {"label": "good", "return_to": back})
+    assert response.status_code == 302
+    assert response["Location"] == f"{DASH}?city={city.pk}&status=missing&page=2#poi-{cand.poi_id}"
+    assert ImageTrainingData.objects.get().label == "good"
+    page = staff_client.get(response["Location"])
+    assert "Marked good." in page.content.decode()
+
+
+def test_a_hostile_return_to_is_dropped(staff_client, pois):
+    cand = Candidate.objects.first()
+    response = staff_client.post(
+        label_url(cand), {"label": "good", "return_to": "https://evil.example/&city=abc"}
+    )
+    assert response["Location"].startswith(f"{DASH}#poi-") or response["Location"].startswith(
+        f"{DASH}?"
+    )
+    assert "evil" not in response["Location"]
+
+
+def test_label_current_image_and_missing_image(staff_client, pois):
+    _, _, poi_objs = pois
+    with_image, without = poi_objs[0], poi_objs[1]
+    url = reverse("image_ranking:label_current", args=[with_image.pk])
+    response = staff_client.post(url, {"label": "good"}, **HTMX)
+    assert response.status_code == 200 and "tile--good" in response.content.decode()
+    row = ImageTrainingData.objects.get()
+    assert row.image_url == with_image.image_file.url and row.label == "good"
+    before = snapshot()
+    url = reverse("image_ranking:label_current", args=[without.pk])
+    response = staff_client.post(url, {"label": "good"}, **HTMX)
+    assert response.status_code == 409 and b"no image" in response.content
+    assert snapshot() == before
+
+
+def test_undo_walks_back_label_by_label(staff_client, pois):
+    cand = Candidate.objects.filter(eligible=True).order_by("pk").first()
+    other = Candidate.objects.filter(eligible=True).order_by("pk")[1]
+    staff_client.post(label_url(cand), {"label": "good"}, **HTMX)
+    staff_client.post(label_url(cand), {"label": "bad"}, **HTMX)
+    staff_client.post(label_url(other), {"label": "good"}, **HTMX)
+    undo = reverse("image_ranking:undo")
+
+    response = staff_client.post(undo, **HTMX)
+    assert response.status_code == 200 and response["HX-Retarget"] == f"#t-c{other.pk}"
+    assert not ImageTrainingData.objects.filter(image_url=other.image_url).exists()
+    staff_client.post(undo, **HTMX)
+    assert ImageTrainingData.objects.get(image_url=cand.image_url).label == "good"
+    staff_client.post(undo, **HTMX)
+    assert not ImageTrainingData.objects.exists()
+    response = staff_client.post(undo, **HTMX)
+    assert response.status_code == 409 and b"Nothing to undo" in response.content
+    response = staff_client.post(undo)  # without JavaScript: back to the page with a message
+    assert response.status_code == 302
+
+
+def test_bootstrap_labels_curated_images_and_keeps_curator_labels(staff_client, staff, db):
+    _, _, pois = make_pois(3, 3, image_every=1, flag_every=0)
+    curated, pipeline, other = pois
+    PoiRanking.objects.filter(poi__in=[curated, other]).update(status=PoiRanking.Status.RANKED)
+    # A curator already said one alternative of `curated` is good: bootstrap must keep it.
+    kept = Candidate.objects.filter(poi=curated, eligible=True).order_by("search_rank")[1]
+    ImageTrainingData.objects.create(
+        poi=curated, image_url=kept.image_url, label="good", source="curator", labelled_by=staff
+    )
+    response = staff_client.post(reverse("image_ranking:bootstrap"), **HTMX)
+    assert response.status_code == 200 and 'id="calibration"' in response.content.decode()
+    labels = {(r.poi_id, r.image_url): r for r in ImageTrainingData.objects.all()}
+    assert labels[(curated.pk, curated.image_file.url)].label == "good"
+    assert labels[(curated.pk, curated.image_file.url)].source == "bootstrap"
+    assert labels[(curated.pk, kept.image_url)].label == "good"  # untouched
+    assert labels[(curated.pk, kept.image_url)].source == "curator"
+    bad = [r for r in labels.values() if r.label == "bad"]
+    assert {r.poi_id for r in bad} == {curated.pk, other.pk}
+    assert all(r.aesthetic_score is not None for r in bad)
+    assert not any(r.poi_id == pipeline.pk for r in labels.values())  # pipeline image: skipped
+    assert not any("POI_" in r.image_url and "_3.jpg" in r.image_url for r in bad)  # ineligible
+    count = len(labels)
+    staff_client.post(reverse("image_ranking:bootstrap"), **HTMX)
+    assert ImageTrainingData.objects.count() == count  # re-running adds nothing
+
+
+def test_export_csv_and_jsonl(staff_client, staff, pois):
+    cand = Candidate.objects.filter(eligible=True).order_by("pk").first()
+    staff_client.post(label_url(cand), {"label": "good"}, **HTMX)
+    ImageTrainingData.objects.create(
+        poi=cand.poi, image_url="=HYPERLINK(1)", label="bad", aesthetic_score=3.5
+    )
+    response = staff_client.get(reverse("image_ranking:export_csv"))
+    assert response["Content-Type"].startswith("text/csv")
+    text = b"".join(response.streaming_content).decode()
+    lines = text.strip().splitlines()
+    assert lines[0].startswith("poi_id,poi_name,city,image_url")
+    assert len(lines) == 3 and cand.image_url in text and "curator" in text
+    assert "'=HYPERLINK(1)" in text  # no formula injection into spreadsheets
+    response = staff_client.get(reverse("image_ranking:export_jsonl"))
+    rows = [json.loads(line) for line in b"".join(response.streaming_content).splitlines()]
+    assert [r["label"] for r in rows] == ["good", "bad"]
+    assert rows[0]["aesthetic_score"] == cand.score and rows[0]["labelled_by"] == "curator"
+
+
+# --- Calibration ----------------------------------------------------------------------------
+
+
+def test_best_threshold_separates_good_from_bad():
+    bins = {"good": {55: 2, 60: 3, 72: 1}, "bad": {30: 2, 41: 3, 47: 1}}
+    threshold, accuracy = calibration.best_threshold(bins)
+    assert 4.8 <= threshold <= 5.5 and accuracy == 1.0
+    assert calibration.balanced_accuracy(bins, 4.5) == pytest.approx((1 + 5 / 6) / 2)
+
+
+def test_adopt_the_suggested_threshold(staff_client, staff, pois, settings):
+    settings.IMAGE_RANKING_THRESHOLD = 4.5
+    url = reverse("image_ranking:adopt_threshold")
+    response = staff_client.post(url, **HTMX)
+    assert response.status_code == 409 and b"need at least" in response.content
+    assert calibration.current_threshold() == 4.5
+    cands = list(Candidate.objects.filter(eligible=True).order_by("pk")[:8])
+    for i, cand in enumerate(cands):
+        ImageTrainingData.objects.create(
+            poi=cand.poi, image_url=cand.image_url, label="good" if i % 2 else "bad",
+            aesthetic_score=6.0 + i * 0.1 if i % 2 else 3.0 + i * 0.1,
+        )  # fmt: skip
+    cal = calibration.calibrate()
+    assert cal.enough and cal.accuracy == 1.0 and 3.7 < cal.suggested <= 6.1
+    response = staff_client.post(url, **HTMX)
+    assert response.status_code == 200 and "adopted" in response.content.decode()
+    assert calibration.current_threshold() == cal.suggested
+    adopted = AdoptedThreshold.objects.get()
+    assert adopted.adopted_by == staff and adopted.good_count == 4 and adopted.bad_count == 4
+    staff_client.post(url, {"threshold": "5.25"})  # a curator's own value, without JS
+    assert calibration.current_threshold() == 5.25
+    page = staff_client.get(DASH)
+    assert page.context["threshold"] == 5.25 and "<svg" in page.content.decode()
+
+
+# --- Runs -----------------------------------------------------------------------------------
+
+
+def test_rank_missing_enqueues_jobs_and_shows_a_polling_progress_bar(staff_client, pois):
+    city, _, _ = pois
+    AdoptedThreshold.objects.create(model_name=calibration.model_name(), threshold=5.1)
+    response = staff_client.post(
+        reverse("image_ranking:start_run"), {"scope": "missing", "city": city.pk}, **HTMX
+    )
+    assert response.status_code == 200
+    run = RankingRun.objects.get()
+    assert run.total == 4 and run.threshold == 5.1 and run.city == city
+    assert OrmQ.objects.count() == 4  # one Django-Q task per POI
+    html = response.content.decode()
+    progress_url = reverse("image_ranking:run_progress", args=[run.pk])
+    assert f'hx-get="{progress_url}" hx-trigger="every 2s"' in html
+    assert "0</b> / <span data-total>4</span>" in html
+    # A second run while this one is active is refused.
+    again = staff_client.post(reverse("image_ranking:start_run"), {"scope": "all"}, **HTMX)
+    assert again.status_code == 409 and RankingRun.objects.count() == 1
+
+
+def test_progress_stops_polling_when_the_run_ends(staff_client, db, settings):
+    settings.WIKIMEDIA_RATE_PER_HOUR = 500
+    run = RankingRun.objects.create(total=100, processed=40, flagged=3, status="running")
+    url = reverse("image_ranking:run_progress", args=[run.pk])
+    html = staff_client.get(url, **HTMX).content.decode()
+    assert 'hx-trigger="every 2s"' in html and "about 7 min left" in html  # 60 x 7.2 s
+    RankingRun.objects.filter(pk=run.pk).update(status="finished", processed=100)
+    response = staff_client.get(url, **HTMX)
+    assert "hx-trigger" not in response.content.decode()
+    assert "rankingRunFinished" in response["HX-Trigger"]
+
+
+def test_rerank_starts_a_run_for_that_poi_and_the_card_watches_it(staff_client, pois):
+    _, _, poi_objs = pois
+    poi = poi_objs[2]
+    response = staff_client.post(reverse("image_ranking:rerank", args=[poi.pk]), **HTMX)
+    run = RankingRun.objects.get()
+    assert (run.total, run.scope) == (1, "all") and OrmQ.objects.count() == 1
+    html = response.content.decode()
+    assert f"?run={run.pk}" in html and "Re-ranking" in html
+
+
+def test_category_fallback_for_a_poi_without_an_image(staff_client, pois, media_root):
+    _, _, poi_objs = pois
+    poi = poi_objs[1]
+    response = staff_client.post(reverse("image_ranking:fallback", args=[poi.pk]), **HTMX)
+    assert response.status_code == 200
+    poi.refresh_from_db()
+    assert poi.image_file and (media_root / poi.image_file.name).is_file()
+    assert PoiRanking.objects.get(poi=poi).uses_fallback
+    assert "badge--fallback" in response.content.decode()
+
+
+def test_use_this_image_stores_the_candidate(staff_client, db, commons_server, media_root):
+    from tests.fakes.images import jpeg_bytes
+
+    file = commons_server.add_file("Chosen.jpg", jpeg_bytes("coffee", width=1600))
+    _, _, (poi,) = make_pois(1, 2, image_every=0, flag_every=0)
+    cand = Candidate.objects.filter(poi=poi).order_by("search_rank").last()
+    Candidate.objects.filter(pk=cand.pk).update(
+        image_url=commons_server.url_for_original(file),
+        thumb_url=commons_server.url_for_thumb(file, 330),
+        width=file.width,
+        height=file.height,
+    )
+    response = staff_client.post(reverse("image_ranking:use_candidate", args=[cand.pk]), **HTMX)
+    assert response.status_code == 200
+    poi.refresh_from_db()
+    assert poi.image_file and (media_root / poi.image_file.name).is_file()
+    assert Candidate.objects.get(pk=cand.pk).is_winner
+    assert ImageTrainingData.objects.get(poi=poi).label == "good"  # choosing it = good
+    assert poi.image_file.url in response.content.decode()
+
+
+def test_use_this_image_failure_keeps_the_poi_as_it_was(staff_client, pois, settings):
+    settings.IMAGE_DOWNLOAD_ORIGINS = ["http://127.0.0.1:9"]  # the candidate's origin: refused
+    cand = Candidate.objects.filter(poi__image_file="").first()
+    before = snapshot()
+    response = staff_client.post(reverse("image_ranking:use_candidate", args=[cand.pk]), **HTMX)
+    assert response.status_code == 200 and "Could not use this image" in response.content.decode()
+    assert snapshot() == before
