@@ -41,7 +41,7 @@ demo: venv
 	$(PY) manage.py import_city_export --no-progress $(DEMO_DATA)
 
 model: venv
-	@true
+	@$(PY) manage.py install_scoring_model
 
 system-deps:
 	@scripts/install_system_deps.sh

@@ -20,3 +20,14 @@ def media_root(settings, tmp_path) -> Path:
     root.mkdir()
     settings.MEDIA_ROOT = root
     return root
+
+
+@pytest.fixture(scope="session")
+def nima_scorer():
+    """The installed NIMA scorer (`make test` installs it first via `make model`)."""
+    from image_ranking.scoring import ScoringModelMissing, get_scorer
+
+    try:
+        return get_scorer("nima")
+    except ScoringModelMissing as exc:
+        pytest.fail(str(exc))

@@ -1,0 +1,148 @@
+"""Convert the LAION aesthetic head (a PyTorch zip checkpoint) to ONNX without PyTorch.
+
+The checkpoint is a zip: `archive/data.pkl` (a pickled state dict whose tensors refer to raw
+little-endian storages `archive/data/<key>`). A restricted unpickler accepts only the few
+globals a plain state dict needs, so a hostile file cannot run code.
+
+Head contract: input `embedding` float32 [N, 768] (L2-normalised CLIP embedding), output
+`score` float32 [N, 1]. Five Linear layers, no activations (dropout is a no-op at inference).
+"""
+
+from __future__ import annotations
+
+import collections
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+EMBED_DIM = 768
+HEAD_LAYERS = ["layers.0", "layers.2", "layers.4", "layers.6", "layers.7"]
+HEAD_SHAPES = [(1024, 768), (128, 1024), (64, 128), (16, 64), (1, 16)]
+ENCODER_INPUT = [None, 3, 224, 224]
+ENCODER_OUTPUT = [None, EMBED_DIM]
+OPSET = 17
+_DTYPES = {"FloatStorage": np.float32, "HalfStorage": np.float16, "DoubleStorage": np.float64}
+
+
+class ConversionError(ValueError):
+    """The checkpoint or encoder is not what the LAION predictor needs."""
+
+
+def _rebuild_tensor(storage, offset, size, stride, *args):
+    array, dtype = storage
+    count = int(np.prod(size)) if size else 1
+    flat = np.frombuffer(array, dtype=dtype)
+    itemsize = np.dtype(dtype).itemsize
+    view = np.lib.stride_tricks.as_strided(
+        flat[offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride)
+    )
+    if view.size != count:
+        raise ConversionError("tensor size does not match its storage")
+    return np.array(view, dtype=np.float32)
+
+
+class _StateDictUnpickler(pickle.Unpickler):
+    def __init__(self, handle, archive: zipfile.ZipFile, prefix: str) -> None:
+        super().__init__(handle)
+        self.archive, self.prefix = archive, prefix
+
+    def find_class(self, module: str, name: str):
+        if (module, name) == ("collections", "OrderedDict"):
+            return collections.OrderedDict
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return _rebuild_tensor
+        if module == "torch" and name in _DTYPES:
+            return name
+        raise ConversionError(f"checkpoint refers to {module}.{name}, not a plain state dict")
+
+    def persistent_load(self, pid):
+        kind, storage_type, key, _location, _numel = pid
+        if kind != "storage" or storage_type not in _DTYPES:
+            raise ConversionError(f"unsupported storage {pid!r}")
+        raw = self.archive.read(f"{self.prefix}/data/{key}")
+        return raw, np.dtype(_DTYPES[storage_type]).newbyteorder("<")
+
+
+def read_state_dict(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pkl = next(n for n in archive.namelist() if n.endswith("/data.pkl"))
+            prefix = pkl.rsplit("/", 1)[0]
+            with archive.open(pkl) as handle:
+                state = _StateDictUnpickler(handle, archive, prefix).load()
+    except (zipfile.BadZipFile, StopIteration, KeyError, pickle.UnpicklingError) as exc:
+        raise ConversionError(f"{path}: not a PyTorch zip checkpoint ({exc})") from exc
+    return dict(state)
+
+
+def build_head(state: dict[str, np.ndarray]):
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, inits, x = [], [], "embedding"
+    for index, (layer, shape) in enumerate(zip(HEAD_LAYERS, HEAD_SHAPES, strict=True)):
+        weight, bias = state.get(f"{layer}.weight"), state.get(f"{layer}.bias")
+        if weight is None or bias is None or weight.shape != shape or bias.shape != shape[:1]:
+            raise ConversionError(f"layer {layer}: expected weight {shape} and bias")
+        inits += [
+            numpy_helper.from_array(weight, f"W{index}"),
+            numpy_helper.from_array(bias, f"B{index}"),
+        ]
+        out = "score" if index == len(HEAD_LAYERS) - 1 else f"h{index}"
+        nodes.append(helper.make_node("Gemm", [x, f"W{index}", f"B{index}"], [out], transB=1))
+        x = out
+    graph = helper.make_graph(
+        nodes,
+        "laion_aesthetic_head",
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", EMBED_DIM])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N", 1])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    return model
+
+
+def convert_head(pth: Path, onnx_path: Path) -> None:
+    import onnx
+
+    from .nima_onnx import ConversionError as NimaConversionError
+    from .nima_onnx import validate_onnx
+
+    onnx.save(build_head(read_state_dict(pth)), str(onnx_path))
+    try:
+        validate_onnx(onnx_path, [None, EMBED_DIM], [None, 1])
+    except NimaConversionError as exc:
+        raise ConversionError(str(exc)) from exc
+
+
+def encoder_output_name(session) -> str:
+    """`image_embeds` when the export names it so, else the only 2-D output."""
+    outputs = session.get_outputs()
+    for output in outputs:
+        if output.name == "image_embeds":
+            return output.name
+    candidates = [o.name for o in outputs if len(o.shape) == 2 and o.shape[1] == EMBED_DIM]
+    if len(candidates) != 1:
+        raise ConversionError(f"no [N, {EMBED_DIM}] image embedding output among {outputs}")
+    return candidates[0]
+
+
+def validate_encoder(path: Path) -> None:
+    """onnx.checker on the file, then the input [N, 3, 224, 224] and a 768-d embedding output."""
+    import onnx
+    import onnxruntime as ort
+
+    try:
+        onnx.checker.check_model(str(path))
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ConversionError(f"invalid ONNX model ({exc})") from exc
+    inputs = session.get_inputs()
+    shape = inputs[0].shape if inputs else None
+    if len(inputs) != 1 or len(shape) != 4 or list(shape[1:]) != ENCODER_INPUT[1:]:
+        raise ConversionError(
+            f"encoder input {[(i.name, i.shape) for i in inputs]}, expected [N, 3, 224, 224]"
+        )
+    encoder_output_name(session)
