@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs, installed only when missing (root or sudo).
 set -euo pipefail
-PACKAGES=(postgresql)
+PACKAGES=(postgresql chromium)
 [ ${#PACKAGES[@]} -eq 0 ] && exit 0
 missing=()
 for pkg in "${PACKAGES[@]}"; do
