@@ -13,6 +13,7 @@ the original city_wiki project. There the ranking step runs after the OSM ID loo
 Command line (works without a Prefect server: Prefect then starts a temporary local one):
     python -m workflow.city_import EXPORT.json [--scope missing|all] [--threshold X]
         [--no-wait] [--inline] [--timeout S] [--no-ranking]
+    python -m workflow.city_import --serve import-city   # a deployment on a Prefect server
 """
 
 from __future__ import annotations
@@ -180,10 +181,11 @@ async def _import_city_export(export_file: str, result: dict[str, Any]) -> dict[
     logger = get_run_logger()
     try:
         summary = await _db(import_city_export_file)(export_file)
-    except CityExportError as exc:
-        result["import"] = {"status": "error", "message": str(exc)}
-        logger.error("City import failed: %s", exc)
-        raise ImportCityError("import", str(exc), result) from exc
+    except Exception as exc:
+        message = str(exc) if isinstance(exc, CityExportError) else f"{type(exc).__name__}: {exc}"
+        result["import"] = {"status": "error", "message": message}
+        logger.error("City import failed: %s", message)
+        raise ImportCityError("import", message, result) from exc
     result["city"] = summary.city
     result["import"] = {"status": "success", "message": summary.as_text(), **asdict(summary)}
     logger.info("Imported %s", summary.as_text())
@@ -197,10 +199,15 @@ async def _rank_poi_images(
     logger = get_run_logger()
     try:
         outcome = await rank_poi_images_for_lists(city_name, **options)
-    except (RankingTimeoutError, ValueError) as exc:
-        result["image_ranking"] = {"status": "error", "message": str(exc)}
-        logger.error("Image ranking failed: %s", exc)
-        raise ImportCityError("image_ranking", str(exc), result) from exc
+    except Exception as exc:
+        # A timeout, an unknown city or scope, or a deployment fault such as a missing model
+        # (inline): recorded, then the flow fails with the reason.
+        message = (
+            str(exc) if isinstance(exc, RankingTimeoutError) else f"{type(exc).__name__}: {exc}"
+        )
+        result["image_ranking"] = {"status": "error", "message": message}
+        logger.error("Image ranking failed: %s", message)
+        raise ImportCityError("image_ranking", message, result) from exc
     result["image_ranking"] = outcome
     logger.info(
         "Image ranking: %s processed, %s updated, %s flagged, %s failed",
@@ -259,7 +266,7 @@ def _parser() -> argparse.ArgumentParser:
         "images of its POIs in lists. Without PREFECT_API_URL, Prefect runs a temporary "
         "local server for this run.",
     )
-    parser.add_argument("export_file", help="a city export (JSON)")
+    parser.add_argument("export_file", nargs="?", help="a city export (JSON)")
     parser.add_argument("--scope", choices=Scope.values, default=Scope.MISSING)
     parser.add_argument("--threshold", type=float, default=None, help="default: the setting")
     parser.add_argument(
@@ -272,11 +279,28 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-ranking", dest="rank_images", action="store_false", help="import only"
     )
+    parser.add_argument(
+        "--serve",
+        metavar="DEPLOYMENT",
+        help="instead of one run: register a deployment of the flow on the Prefect server "
+        "(PREFECT_API_URL) and run what it schedules until stopped",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.serve:
+        # Served runs start in a subprocess that unpickles the flow: take it from the importable
+        # module (pickled by reference), not from `__main__` (pickled by value, with Django's
+        # thread-local connections, which cannot be pickled).
+        from workflow.city_import import import_city as importable_flow
+
+        importable_flow.serve(name=args.serve)
+        return 0
+    if not args.export_file:
+        parser.error("the export file is required (unless --serve)")
     # The temporary server started without PREFECT_API_URL must not phone home.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if args.timeout <= 0:
