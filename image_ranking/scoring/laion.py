@@ -22,8 +22,10 @@ def preprocess(image: Image.Image) -> np.ndarray:
     """CLIP's transform: short side to 224 (bicubic), centre crop 224, 0..1, mean/std; CHW."""
     rgb = to_rgb(image)
     width, height = rgb.size
-    scale = CLIP_SIZE / min(width, height)
-    size = (max(CLIP_SIZE, round(width * scale)), max(CLIP_SIZE, round(height * scale)))
+    # torchvision Resize(224): the short side becomes 224, the long side is truncated.
+    short, long = min(width, height), max(width, height)
+    other = int(CLIP_SIZE * long / short)
+    size = (CLIP_SIZE, other) if width <= height else (other, CLIP_SIZE)
     rgb = rgb.resize(size, Image.Resampling.BICUBIC)
     left = round((size[0] - CLIP_SIZE) / 2.0)
     top = round((size[1] - CLIP_SIZE) / 2.0)

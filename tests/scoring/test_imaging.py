@@ -1,0 +1,99 @@
+"""Untrusted bytes: every bad file gets a short reason, every odd mode becomes a sane RGB."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from image_ranking.imaging import ImageRejected, open_image, to_rgb
+from tests.fakes.images import encode, jpeg_bytes, photo
+
+
+def png(image: Image.Image, **params) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", **params)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty file"),
+        (b"<html>502 Bad Gateway</html>", "not an image"),
+        (jpeg_bytes("coffee")[:5000], "truncated image"),
+        (png(photo("coffee"))[:20000], "truncated image"),
+    ],
+    ids=["empty", "html", "truncated-jpeg", "truncated-png"],
+)
+def test_bad_bytes_are_rejected_with_a_reason(data, reason):
+    with pytest.raises(ImageRejected, match=reason):
+        open_image(data)
+
+
+def test_decompression_bomb_is_refused_from_the_header_before_decoding():
+    bomb = png(Image.new("L", (12_000, 10_000)))  # 120 MP of zeros compress to ~100 KB
+    assert len(bomb) < 200_000
+    started = time.perf_counter()
+    with pytest.raises(ImageRejected, match=r"decompression bomb: 120 MP over the 50 MP limit"):
+        open_image(bomb)
+    assert time.perf_counter() - started < 0.5  # nothing was decoded
+    with pytest.raises(ImageRejected, match="decompression bomb"):
+        open_image(jpeg_bytes("coffee"), max_pixels=100_000)
+
+
+def test_a_good_jpeg_is_fully_decoded_and_left_in_its_mode():
+    image = open_image(jpeg_bytes("coffee"))
+    assert image.size == (600, 400) and image.mode == "RGB"
+    assert np.asarray(image).mean() > 20
+
+
+def test_animated_gif_gives_its_first_frame():
+    first = photo("coffee").convert("P")
+    second = Image.new("P", first.size, 0)
+    buffer = io.BytesIO()
+    first.save(buffer, "GIF", save_all=True, append_images=[second], duration=100)
+    image = open_image(buffer.getvalue())
+    assert getattr(image, "n_frames", 1) == 1
+    assert np.asarray(to_rgb(image)).std() > 10  # the photo, not the blank second frame
+
+
+def test_cmyk_jpeg_converts_to_similar_rgb():
+    original = photo("coffee")
+    image = open_image(encode(original.convert("CMYK")))
+    assert image.mode == "CMYK"
+    rgb = np.asarray(to_rgb(image), dtype=float)
+    assert np.abs(rgb - np.asarray(original, dtype=float)).mean() < 8
+
+
+def test_sixteen_bit_greyscale_is_scaled_not_clipped_to_white():
+    ramp = np.linspace(0, 65535, 256 * 64).reshape(64, 256).astype(np.uint16)
+    image = open_image(png(Image.fromarray(ramp)))
+    assert image.mode.startswith("I")
+    rgb = np.asarray(to_rgb(image))
+    assert rgb.shape == (64, 256, 3)
+    assert rgb[0, 0].tolist() == [0, 0, 0] and rgb[-1, -1].tolist() == [255, 255, 255]
+    assert 120 < rgb.mean() < 135  # Pillow's plain convert would give almost all 255
+
+
+def test_greyscale_is_replicated_and_alpha_dropped_without_blending():
+    grey = to_rgb(photo("rocket").convert("L"))
+    channels = np.asarray(grey)
+    assert (channels[..., 0] == channels[..., 1]).all() and (
+        channels[..., 1] == channels[..., 2]
+    ).all()
+
+    rgba = Image.new("RGBA", (4, 4), (200, 30, 40, 0))  # fully transparent red
+    assert to_rgb(rgba).getpixel((0, 0)) == (200, 30, 40)
+    la = Image.new("LA", (4, 4), (90, 0))
+    assert to_rgb(la).getpixel((0, 0)) == (90, 90, 90)
+
+
+def test_palette_with_transparency_keeps_its_colours():
+    palette = photo("coffee").convert("P")
+    image = open_image(png(palette, transparency=0))
+    assert image.mode == "P" and "transparency" in image.info
+    assert np.array_equal(np.asarray(to_rgb(image)), np.asarray(palette.convert("RGB")))
