@@ -186,7 +186,7 @@ def _rank_claimed(
     try:
         found = get_commons_client().search_candidates(poi.name, limit=MAX_CANDIDATES)
     except CommonsError as exc:
-        reason = f"Commons search failed: {exc.reason}"
+        reason = f"Commons search failed ({exc.reason}): {exc}"
         flag = flags.set_flag(poi, ranking, flags.FETCH_FAILED, reason)
         return Outcome.FAILED, {"reason": reason[:500], "validation": flag}
 
@@ -244,10 +244,11 @@ def _why_nothing(items: list[_Scored], threshold: float) -> str:
         return "No raster photo found on Commons for this name"
     eligible = [s for s in items if s.eligible and s.score is not None]
     if eligible:
-        scores = ", ".join(
-            f"{s.rank_score:.2f}" for s in sorted(eligible, key=lambda s: -s.rank_score)
-        )
-        return f"All scores below threshold {threshold:.2f}: {scores}"
+        parts = []
+        for s in sorted(eligible, key=lambda s: -s.rank_score):
+            blur = f" (blurred, ranked {s.rank_score:.2f})" if s.rank_score < s.score else ""
+            parts.append(f"{s.score:.2f}{blur}")
+        return f"All scores below threshold {threshold:.2f}: {', '.join(parts)}"
     far = sum(1 for s in items if not s.eligible)
     broken = sum(1 for s in items if s.error)
     return (

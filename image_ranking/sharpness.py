@@ -19,7 +19,8 @@ BLUR_PENALTY = 1.0  # NIMA points taken off a blurred candidate when ranking
 
 
 def laplacian_variance(image: Image.Image) -> float:
-    """Variance of the 4-neighbour Laplacian of the grey image at MEASURE_WIDTH."""
+    """Variance of the 4-neighbour Laplacian of the grey image at MEASURE_WIDTH, relative to
+    the image's variance."""
     grey = image.convert("L")
     if grey.width != MEASURE_WIDTH:
         height = max(1, round(grey.height * MEASURE_WIDTH / grey.width))
@@ -34,7 +35,9 @@ def laplacian_variance(image: Image.Image) -> float:
         + pixels[1:-1, 2:]
         - 4 * pixels[1:-1, 1:-1]
     )
-    return float(lap.var())
+    # Divided by the image's own variance, so exposure and contrast do not count as sharpness:
+    # a dark or hazy photo is NIMA's business, not a blur.
+    return float(lap.var() / (pixels.var() + 1.0))
 
 
 def relative_sharpness(values: list[float | None]) -> list[float | None]:

@@ -1,0 +1,165 @@
+"""End-to-end ranking speed against the Commons stand-in (limiter off), with a baseline.
+
+Each POI gets 10 candidates (real photos of different quality, 1600px originals, so the
+pipeline fetches 500px renditions to score and the winner's 1280px rendition), and the whole
+per-POI pipeline runs in this process exactly as `rank_poi_images --sync` does: one API
+request, thumbnails over HTTP, one scoring batch, candidates saved, the winner stored.
+
+Baseline, same run with each candidate scored on its own (one model call per image, as a
+per-image loop would), side by side with the ratio. API requests per POI are counted on the
+stand-in's log; the original city_wiki code needed 11 (search + one imageinfo per hit).
+
+Run: .venv/bin/python bench/pipeline.py [--pois 30]   (target: >= 2 POIs/s)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+WORK = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+os.environ.update(
+    {
+        "DJANGO_SETTINGS_MODULE": "city_wiki.settings",
+        "SQLITE_PATH": str(WORK / "bench.sqlite3"),
+        "MEDIA_ROOT": str(WORK / "media"),
+        "WIKIMEDIA_RATE_PER_HOUR": "0",
+        "LOG_LEVEL": "ERROR",
+    }
+)
+os.environ.pop("DATABASE_URL", None)
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from cities.models import City, PoiList, PointOfInterest  # noqa: E402
+from image_ranking import scoring  # noqa: E402
+from image_ranking.models import Candidate, PoiRanking, RankingRun  # noqa: E402
+from image_ranking.runs import start_run  # noqa: E402
+from tests.fakes.commons_server import CommonsServer  # noqa: E402
+from tests.fakes.images import PHOTO_NAMES, degrade, photo  # noqa: E402
+
+CANDIDATES = 10
+ORIGINAL_WIDTH = 1600
+
+
+class PerImageScorer:
+    """The baseline: the same model, called once per image instead of once per POI."""
+
+    def __init__(self, scorer) -> None:
+        self.inner, self.name = scorer, scorer.name
+
+    def score(self, images):
+        return [self.inner.score([image])[0] for image in images]
+
+
+def versions() -> list[tuple[str, Image.Image]]:
+    out = []
+    for name in PHOTO_NAMES:
+        base = photo(name)
+        for kind in (None, "dark", "blur", "crop"):
+            image = degrade(base, kind) if kind else base
+            height = round(image.height * ORIGINAL_WIDTH / image.width)
+            out.append((f"{name}-{kind or 'original'}", image.resize((ORIGINAL_WIDTH, height))))
+    return out
+
+
+def setup(server: CommonsServer, count: int) -> list[int]:
+    call_command("migrate", verbosity=0)
+    city = City.objects.create(name="Benchville", latitude=38.7, longitude=-9.1)
+    poi_list = PoiList.objects.create(title="All", city=city)
+    files = [server.add_file(f"{label}.jpg", image) for label, image in versions()]
+    for file in files:  # render the stand-in's thumbnails once, outside the timing
+        server.media_answer(file.thumb_path(500))
+        server.media_answer(file.thumb_path(1280))
+    ids = []
+    for index in range(count):
+        poi = PointOfInterest.objects.create(city=city, name=f"Sight {index}", category="see")
+        poi_list.pois.add(poi)
+        chosen = [files[(index * 3 + k) % len(files)] for k in range(CANDIDATES)]
+        server.set_results(poi.name, chosen)
+        ids.append(poi.pk)
+    return ids
+
+
+def reset(ids: list[int]) -> None:
+    for poi in PointOfInterest.objects.filter(pk__in=ids):
+        poi.delete_image_file()
+    Candidate.objects.all().delete()
+    PoiRanking.objects.all().delete()
+
+
+def timed_run(server: CommonsServer, ids: list[int]) -> tuple[float, RankingRun, int]:
+    server.requests.clear()
+    start = time.perf_counter()
+    run = start_run(scope="missing", poi_ids=ids, threshold=0.0, sync=True)
+    seconds = time.perf_counter() - start
+    return seconds, run, len(server.api_requests())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pois", type=int, default=30)
+    args = parser.parse_args()
+    server = CommonsServer().start()
+    settings.WIKIMEDIA_API_URL = server.api_url
+    settings.IMAGE_DOWNLOAD_ORIGINS = [server.origin]
+    try:
+        ids = setup(server, args.pois)
+        real_get = scoring.get_scorer
+        real_get().score([photo("coffee")])  # load the model outside the timing
+        seconds, run, api = timed_run(server, ids)
+        assert run.processed == len(ids) and run.updated == len(ids), run_summary(run)
+
+        reset(ids)
+        baseline_scorer = PerImageScorer(real_get())
+        scoring.get_scorer = lambda name=None: baseline_scorer
+        base_seconds, base_run, base_api = timed_run(server, ids)
+        scoring.get_scorer = real_get
+        assert base_run.updated == len(ids), run_summary(base_run)
+    finally:
+        server.stop()
+
+    n = len(ids)
+    print(
+        f"{n} POIs x {CANDIDATES} candidates, stand-in on 127.0.0.1, limiter off, "
+        f"thumb {settings.IMAGE_RANKING_THUMB_WIDTH}px, "
+        f"winner {settings.IMAGE_RANKING_WINNER_WIDTH}px, "
+        f"{os.cpu_count()} CPUs"
+    )
+    print(f"{'':<34}{'POIs/s':>8}{'s/POI':>8}{'API req/POI':>13}")
+    print(
+        f"{'pipeline (one batch per POI)':<34}{n / seconds:>8.2f}"
+        f"{seconds / n:>8.3f}{api / n:>13.2f}"
+    )
+    print(
+        f"{'baseline (one model call/image)':<34}{n / base_seconds:>8.2f}"
+        f"{base_seconds / n:>8.3f}{base_api / n:>13.2f}"
+    )
+    print(f"speed-up vs baseline: x{base_seconds / seconds:.2f}")
+    print(
+        f"original city_wiki: 11 API requests/POI -> {500 // 11} POIs/hour under 500 req/h; "
+        f"this pipeline: {api / n:.0f} -> {int(500 / (api / n))} POIs/hour"
+    )
+    print(f"target >= 2 POIs/s: {'met' if n / seconds >= 2 else 'NOT met'}")
+
+
+def run_summary(run: RankingRun) -> str:
+    return (
+        f"processed {run.processed} updated {run.updated} flagged {run.flagged} failed {run.failed}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,365 @@
+"""rank_poi through real HTTP (the Commons stand-in) and the real NIMA model."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.db import connection
+from django.utils import timezone
+from PIL import Image
+
+from cities.models import PointOfInterest, Validation
+from image_ranking import ranking, storage
+from image_ranking.models import Candidate, PoiRanking, RankingRun
+from image_ranking.ranking import Outcome, rank_poi
+from image_ranking.runs import select_pois
+from image_ranking.tasks import rank_poi_task
+from tests.fakes.images import degrade, encode, jpeg_bytes, photo
+
+from .helpers import (
+    FixedScorer,
+    animated_gif,
+    bomb_png,
+    cmyk_jpeg,
+    exif_rotated_jpeg,
+    palette_png_with_transparency,
+    png16,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def ranking_settings(settings, nima_scorer):
+    settings.IMAGE_RANKING_THUMB_WIDTH = 500
+    settings.IMAGE_RANKING_WINNER_WIDTH = 1280
+    settings.IMAGE_RANKING_MAX_DISTANCE_KM = 5.0
+    settings.IMAGE_RANKING_FALLBACK = False
+    return settings
+
+
+def big(name: str, degraded: str | None = None, width: int = 1600) -> Image.Image:
+    """A real photo upscaled past 1280px, so the winner comes from the 1280px rendition."""
+    image = photo(name)
+    if degraded:
+        image = degrade(image, degraded)
+    return image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
+
+
+def stored_size(poi) -> tuple[int, int]:
+    poi.refresh_from_db()
+    with poi.image_file.open("rb") as handle:
+        return Image.open(io.BytesIO(handle.read())).size
+
+
+def flags_of(poi) -> list[Validation]:
+    return list(
+        Validation.objects.filter(context="image_ranking", specialized_aggregate=f"poi:{poi.pk}")
+    )
+
+
+def test_the_original_beats_its_dark_copy_and_is_stored_from_the_1280_rendition(
+    commons_server, make_poi, media_root
+):
+    poi = make_poi("Torre de Belém")
+    dark = commons_server.add_file("Belem dark.jpg", big("rocket", "dark"))
+    good = commons_server.add_file("Belem.jpg", big("rocket"))
+    commons_server.set_results("Torre de Belém", [dark, good])
+
+    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+
+    assert len(commons_server.api_requests()) == 1
+    winner = Candidate.objects.get(poi=poi, is_winner=True)
+    assert winner.title == "File:Belem.jpg"
+    assert stored_size(poi) == (800, 534)
+    assert poi.image_file.name == "cities/images/pois/lisbon/torre_de_belém.jpg"
+    media = [r.path for r in commons_server.media_requests()]
+    assert media.count(good.thumb_path(1280)) == 1  # the winner alone at full quality
+    assert good.thumb_path(500) in media and dark.thumb_path(500) in media
+    assert all(good.path != p for p in media)  # the original was never downloaded
+    state = PoiRanking.objects.get(poi=poi)
+    assert state.status == PoiRanking.Status.UPDATED
+    assert state.best_score == pytest.approx(winner.score)
+    assert flags_of(poi) == []
+
+
+def test_every_bad_thumbnail_only_marks_its_own_candidate(commons_server, make_poi, settings):
+    """Ten candidates, each broken or odd in its own way: the good ones are still scored."""
+    settings.IMAGE_RANKING_THUMB_MAX_BYTES = 400_000
+    poi = make_poi("Castelo de São Jorge")
+    noise = Image.fromarray(np.random.default_rng(1).integers(0, 255, (480, 480, 3), np.uint8))
+    add = commons_server.add_file
+    files = {
+        "good": add("Castelo.jpg", jpeg_bytes("coffee", width=480)),
+        "truncated": add("Trunc.jpg", jpeg_bytes("rocket", width=480), damage="truncated"),
+        "not_image": add("Html.jpg", jpeg_bytes("chelsea", width=480), damage="not_image"),
+        "bomb": add("Bomb.png", bomb_png(), mime="image/png", width=400, height=400),
+        "cmyk": add("Cmyk.jpg", cmyk_jpeg("chelsea"), width=451, height=300),
+        "16bit": add("Deep.png", png16("astronaut"), width=512, height=512),
+        "palette": add("Pal.png", palette_png_with_transparency("chelsea")),
+        "animated": add("Anim.gif", animated_gif()),
+        "rotated": add("Rot.jpg", exif_rotated_jpeg("coffee")),
+        "too_large": add("Huge.png", encode(noise, "PNG")),
+    }
+    commons_server.set_results("Castelo de São Jorge", list(files.values()))
+
+    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+
+    rows = {c.title: c for c in Candidate.objects.filter(poi=poi)}
+    assert len(rows) == 10
+    for key in ("truncated", "not_image", "bomb", "too_large"):
+        row = rows[files[key].title]
+        assert row.score is None and row.error, key
+        assert not row.is_winner
+    for key in ("good", "cmyk", "16bit", "palette", "animated", "rotated"):
+        row = rows[files[key].title]
+        assert row.error == "" and 0 < row.score < 10, key
+    best = max((r for r in rows.values() if r.score is not None), key=lambda r: r.score)
+    assert best.is_winner
+    assert len(commons_server.api_requests()) == 1
+
+
+def test_bad_originals_fall_through_to_the_next_winner(commons_server, make_poi):
+    poi = make_poi("Elevador de Santa Justa")
+    broken = commons_server.add_file("Broken.jpg", jpeg_bytes("coffee", width=900))
+    fine = commons_server.add_file("Fine.jpg", jpeg_bytes("chelsea"))
+    commons_server.set_results("Elevador de Santa Justa", [broken, fine])
+    commons_server.fail_always("truncated", path=broken.path)  # thumbnail fine, original cut
+
+    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    rows = {c.title: c for c in Candidate.objects.filter(poi=poi)}
+    if rows[broken.title].score >= rows[fine.title].score:
+        assert "winner download failed" in rows[broken.title].error
+    assert rows[fine.title].is_winner
+    assert stored_size(poi) == (451, 300)
+
+
+def test_winner_that_cannot_be_fetched_flags_fetch_failed_and_keeps_the_poi(
+    commons_server, make_poi
+):
+    poi = make_poi("Sé de Lisboa")
+    only = commons_server.add_file("Se.jpg", jpeg_bytes("rocket"))
+    commons_server.set_results("Sé de Lisboa", [only])
+    commons_server.fail_always("not_image", path=only.path)
+    assert rank_poi(poi.pk, threshold=0) == Outcome.FAILED
+    poi.refresh_from_db()
+    assert not poi.image_file
+    [flag] = flags_of(poi)
+    assert flag.aggregate == "fetch_failed" and "Se.jpg" in flag.description
+
+
+@pytest.mark.parametrize("kind", ["html", "malformed_json", "api_error"])
+def test_commons_fault_flags_fetch_failed_then_a_rerun_resolves_it(commons_server, make_poi, kind):
+    poi = make_poi("Praça do Comércio")
+    photo_file = commons_server.add_file("Praca.jpg", jpeg_bytes("chelsea"))
+    commons_server.set_results("Praça do Comércio", [photo_file])
+    commons_server.fail_always(kind)
+    assert rank_poi(poi.pk, threshold=0) == Outcome.FAILED
+    [flag] = flags_of(poi)
+    assert flag.aggregate == "fetch_failed"
+    assert flag.parent == poi.city
+    assert PoiRanking.objects.get(poi=poi).validation == flag
+
+    commons_server.clear_faults()
+    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    assert flags_of(poi) == []
+    assert PoiRanking.objects.get(poi=poi).validation is None
+
+
+def test_no_hits_and_only_non_photos_flag_no_images(commons_server, make_poi):
+    nothing = make_poi("Nowhere In Particular")
+    maps = make_poi("Mapa de Lisboa")
+    svg = commons_server.add_file("Map.svg", photo("coffee"), mime="image/svg+xml")
+    tiff = commons_server.add_file("Scan.tif", photo("coffee"), mime="image/tiff")
+    commons_server.set_results("Mapa de Lisboa", [svg, tiff])
+    for poi in (nothing, maps):
+        assert rank_poi(poi.pk) == Outcome.FLAGGED
+        [flag] = flags_of(poi)
+        assert flag.aggregate == "no_images"
+        assert PoiRanking.objects.get(poi=poi).status == PoiRanking.Status.FLAGGED
+    assert not Candidate.objects.exists()
+    assert not any(r.path.endswith((".svg", ".tif")) for r in commons_server.media_requests())
+
+
+def test_all_below_threshold_flags_with_the_scores_and_reruns_do_not_duplicate(
+    commons_server, make_poi
+):
+    poi = make_poi("Lux Fragil")
+    files = [
+        commons_server.add_file("Lux a.jpg", jpeg_bytes("chelsea", degraded="blur")),
+        commons_server.add_file("Lux b.jpg", jpeg_bytes("coffee", degraded="dark")),
+    ]
+    commons_server.set_results("Lux Fragil", files)
+    for _ in range(3):
+        assert rank_poi(poi.pk, threshold=9.9) == Outcome.FLAGGED
+    [flag] = flags_of(poi)
+    assert flag.aggregate == "below_threshold"
+    scores = sorted(Candidate.objects.filter(poi=poi).values_list("score", flat=True))
+    assert all(f"{s:.2f}" in flag.description for s in scores)
+    assert Candidate.objects.filter(poi=poi).count() == 2  # replaced, not piled up
+    assert Validation.objects.filter(context="image_ranking").count() == 1
+
+
+def test_candidate_far_from_the_poi_cannot_win(commons_server, make_poi):
+    poi = make_poi("Pastéis de Belém", coords=(38.69763, -9.20301))
+    far = commons_server.add_file("Pasteis Brazil.jpg", big("coffee"), coords=(-23.55, -46.63))
+    near = commons_server.add_file("Pasteis.jpg", big("chelsea"), coords=(38.6977, -9.2031))
+    commons_server.set_results("Pastéis de Belém", [far, near])
+    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    rows = {c.title: c for c in Candidate.objects.filter(poi=poi)}
+    assert not rows[far.title].eligible
+    assert "km from the POI" in rows[far.title].ineligible_reason
+    assert rows[far.title].distance_km > 5000
+    assert rows[near.title].is_winner and rows[near.title].distance_km < 0.1
+
+
+def test_only_far_candidates_flag_no_images(commons_server, make_poi):
+    poi = make_poi("Cristo Rei", coords=(38.6786, -9.1711))
+    far = commons_server.add_file("Cristo Rio.jpg", big("rocket"), coords=(-22.95, -43.21))
+    commons_server.set_results("Cristo Rei", [far])
+    assert rank_poi(poi.pk, threshold=0) == Outcome.FLAGGED
+    [flag] = flags_of(poi)
+    assert flag.aggregate == "no_images" and "too far" in flag.description
+
+
+def test_scope_all_keeps_an_existing_image_unless_replace_is_asked(
+    commons_server, make_poi, media_root
+):
+    poi = make_poi("Museu do Oriente")
+    storage.store_image_bytes(poi, jpeg_bytes("astronaut"))
+    curated = (media_root / poi.image_file.name).read_bytes()
+    candidate = commons_server.add_file("Oriente.jpg", big("coffee"))
+    commons_server.set_results("Museu do Oriente", [candidate])
+
+    assert rank_poi(poi.pk, threshold=0) == Outcome.RANKED
+    poi.refresh_from_db()
+    assert (media_root / poi.image_file.name).read_bytes() == curated
+    assert Candidate.objects.filter(poi=poi, is_winner=False).count() == 1
+    assert not any(r.path == candidate.thumb_path(1280) for r in commons_server.media_requests())
+
+    assert rank_poi(poi.pk, threshold=0, replace_existing=True) == Outcome.UPDATED
+    poi.refresh_from_db()
+    assert (media_root / poi.image_file.name).read_bytes() != curated
+    assert stored_size(poi) == (800, 534)
+
+
+def awkward_names() -> list[str]:
+    long = "Miradouro " + "da Senhora do Monte " * 15  # 310 characters
+    names = ["AC/DC Bar", "../../etc/passwd", "..", "Café Nicola", "Pizza 🍕 Lisboa"]
+    # PostgreSQL enforces the 200-character column; SQLite (the default) stores 300.
+    return [*names, long if connection.vendor == "sqlite" else long[:200]]
+
+
+def test_awkward_poi_names_are_searched_verbatim_and_stored_inside_the_folder(
+    commons_server, make_poi, media_root
+):
+    folder = (media_root / "cities/images/pois/lisbon").resolve()
+    for index, name in enumerate(awkward_names()):
+        poi = make_poi(name)
+        file = commons_server.add_file(f"Awkward {index}.jpg", jpeg_bytes("chelsea"))
+        commons_server.set_results(name, [file])
+        assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED, name
+        assert len(commons_server.api_requests(query=name)) == 1
+        poi.refresh_from_db()
+        path = (media_root / poi.image_file.name).resolve()
+        assert path.parent == folder and path.is_file(), name
+    assert len(list(folder.iterdir())) == len(awkward_names())
+
+
+def test_fallback_image_for_a_flagged_poi_is_replaced_by_a_later_winner(
+    commons_server, make_poi, settings
+):
+    settings.IMAGE_RANKING_FALLBACK = True
+    poi = make_poi("Time Out Market", category="eat")
+    assert rank_poi(poi.pk) == Outcome.FLAGGED
+    poi.refresh_from_db()
+    assert poi.image_file.name.endswith("time_out_market.jpg")
+    assert stored_size(poi) == (600, 400)  # the "eat" image (coffee, 600x400)
+    assert PoiRanking.objects.get(poi=poi).uses_fallback
+    assert poi in select_pois("missing")  # still counted as missing a real photo
+    assert len(flags_of(poi)) == 1
+
+    file = commons_server.add_file("Time Out.jpg", big("chelsea"))
+    commons_server.set_results("Time Out Market", [file])
+    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED  # no --replace needed
+    state = PoiRanking.objects.get(poi=poi)
+    assert not state.uses_fallback
+    assert stored_size(poi) == (800, 532)
+    assert flags_of(poi) == []
+    assert poi not in select_pois("missing")
+
+
+def test_a_poi_claimed_by_a_live_job_is_skipped_without_any_request(commons_server, make_poi):
+    poi = make_poi("Oceanário")
+    commons_server.set_results(
+        "Oceanário", [commons_server.add_file("O.jpg", jpeg_bytes("coffee"))]
+    )
+    state, token = ranking.claim_poi(poi, run_id=None)
+    assert token is not None
+    assert ranking.claim_poi(poi, run_id=None)[1] is None  # a second job cannot take it
+    assert rank_poi(poi.pk) == Outcome.SKIPPED
+    assert commons_server.requests == []
+    ranking.release_claim(state, token)
+    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+
+
+class Killed(BaseException):
+    """Stands for the worker's SIGKILL (BaseException: nothing in the code may swallow it)."""
+
+
+def test_worker_killed_mid_store_then_django_q_retry_finishes_without_orphans(
+    commons_server, make_poi, media_root, monkeypatch, settings
+):
+    poi = make_poi("Panteão Nacional")
+    storage.store_image_bytes(poi, jpeg_bytes("astronaut"))
+    ranking_row = PoiRanking.objects.create(poi=poi, uses_fallback=True)  # replaceable image
+    file = commons_server.add_file("Panteao.jpg", big("rocket"))
+    commons_server.set_results("Panteão Nacional", [file])
+    run = RankingRun.objects.create(total=1)
+    real_save = PointOfInterest.save
+
+    def killed_between_file_and_row(self, *args, **kwargs):
+        if kwargs.get("update_fields") == ["image_file", "updated_at"] and self.image_file:
+            raise Killed  # the new file is on disk, the row does not point to it yet
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(PointOfInterest, "save", killed_between_file_and_row)
+    with pytest.raises(Killed):
+        rank_poi_task(poi.pk, threshold=0, run_id=run.pk)
+    monkeypatch.setattr(PointOfInterest, "save", real_save)
+    folder = media_root / "cities/images/pois/lisbon"
+    assert [p.name for p in folder.iterdir()] == ["panteão_nacional.jpg"]  # unreferenced
+    poi.refresh_from_db()
+    assert not poi.image_file
+    # SIGKILL runs no `finally`: put back the dead worker's claim, as old as Django-Q's retry.
+    stale = timezone.now() - timedelta(seconds=settings.Q_CLUSTER["retry"])
+    PoiRanking.objects.filter(pk=ranking_row.pk).update(
+        claimed_by=f"{run.pk}:dead", claimed_at=stale
+    )
+
+    assert rank_poi_task(poi.pk, threshold=0, run_id=run.pk) == "updated"  # the retry
+
+    assert [p.name for p in folder.iterdir()] == ["panteão_nacional.jpg"]
+    assert stored_size(poi) == (800, 534)
+    run.refresh_from_db()
+    assert (run.processed, run.updated, run.status) == (1, 1, RankingRun.Status.FINISHED)
+    assert PoiRanking.objects.get(poi=poi).claimed_by == ""
+
+
+def test_retry_of_a_finished_task_is_not_counted_twice(commons_server, make_poi, monkeypatch):
+    """Control flow only: the score is irrelevant, so a fixed scorer replaces NIMA here."""
+    monkeypatch.setattr("image_ranking.scoring.get_scorer", lambda name=None: FixedScorer())
+    poi = make_poi("Estufa Fria")
+    commons_server.set_results(
+        "Estufa Fria", [commons_server.add_file("E.jpg", jpeg_bytes("coffee"))]
+    )
+    run = RankingRun.objects.create(total=1)
+    assert rank_poi_task(poi.pk, threshold=0, run_id=run.pk) == "updated"
+    # Django-Q redelivers it (say the ack was lost): the POI now has its image, so the
+    # redelivery only re-ranks, and the run still counts the POI once.
+    assert rank_poi_task(poi.pk, threshold=0, run_id=run.pk) == "ranked"
+    run.refresh_from_db()
+    assert (run.processed, run.updated, run.flagged, run.failed) == (1, 1, 0, 0)
