@@ -233,6 +233,7 @@ async def import_city(
     timeout: float = DEFAULT_TIMEOUT,
     inline: bool = False,
     poll_interval: float = POLL_INTERVAL,
+    batch_size: int = BATCH_SIZE,
 ) -> dict[str, Any]:
     """Import a city export, then rank the images of its POIs in lists."""
     result: dict[str, Any] = {"export_file": str(export_file)}
@@ -248,6 +249,7 @@ async def import_city(
                 "timeout": timeout,
                 "inline": inline,
                 "poll_interval": poll_interval,
+                "batch_size": batch_size,
             }
             result = await _rank_poi_images(result["city"], options, result)
         return result
