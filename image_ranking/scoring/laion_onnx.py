@@ -118,15 +118,15 @@ def convert_head(pth: Path, onnx_path: Path) -> None:
 
 
 def encoder_output_name(session) -> str:
-    """`image_embeds` when the export names it so, else the only 2-D output."""
-    outputs = session.get_outputs()
-    for output in outputs:
-        if output.name == "image_embeds":
-            return output.name
-    candidates = [o.name for o in outputs if len(o.shape) == 2 and o.shape[1] == EMBED_DIM]
-    if len(candidates) != 1:
-        raise ConversionError(f"no [N, {EMBED_DIM}] image embedding output among {outputs}")
-    return candidates[0]
+    """The [N, 768] embedding output: `image_embeds` when the export has it, else the only one."""
+    embeddings = [o for o in session.get_outputs() if len(o.shape) == 2 and o.shape[1] == EMBED_DIM]
+    named = [o.name for o in embeddings if o.name == "image_embeds"]
+    if named:
+        return named[0]
+    if len(embeddings) != 1:
+        found = [(o.name, o.shape) for o in session.get_outputs()]
+        raise ConversionError(f"no [N, {EMBED_DIM}] image embedding output among {found}")
+    return embeddings[0].name
 
 
 def validate_encoder(path: Path) -> None:
