@@ -48,7 +48,7 @@ from image_ranking.models import RankingRun, Scope  # noqa: E402
 # a bigger city or a busy queue needs more, so the default leaves generous headroom.
 DEFAULT_TIMEOUT = 4 * 3600.0
 POLL_INTERVAL = 2.0
-BATCH_SIZE = 50
+BATCH_SIZE = 50  # progress is logged after every BATCH_SIZE POIs (the spec's batches of 50)
 
 
 class RankingTimeoutError(TimeoutError):
@@ -132,21 +132,21 @@ async def rank_poi_images_for_lists(
     if city is None:
         raise ValueError(f"city {city_name!r} does not exist; import it first")
 
-    def log_inline_progress(done: int, total: int) -> None:
-        if done % batch_size == 0 or done == total:
-            logger.info("Image ranking (inline): %d/%d POIs ranked", done, total)
+    def log_progress(done: int, total: int) -> None:
+        # Inline: called after every POI, logged every `batch_size`. Queued: called after
+        # every enqueued batch, where start_run reports it.
+        if inline and done % batch_size and done != total:
+            return
+        what = "POIs ranked in-process" if inline else "jobs enqueued"
+        logger.info("Image ranking: %d/%d %s", done, total, what)
 
     run = await _db(runs.start_run)(
-        scope=scope,
-        city=city,
-        threshold=threshold,
-        sync=inline,
-        progress=log_inline_progress if inline else None,
+        scope=scope, city=city, threshold=threshold, sync=inline, progress=log_progress
     )
     if inline:
         logger.info("Image ranking finished in-process: %s", _progress_line(run))
     else:
-        batches = -(-run.total // BATCH_SIZE)
+        batches = -(-run.total // runs.ENQUEUE_BATCH)
         logger.info(
             "Image ranking run %s: %d POIs in lists of %s (scope %s), %d jobs enqueued "
             "in %d batch(es) of %d",
@@ -156,7 +156,7 @@ async def rank_poi_images_for_lists(
             scope,
             run.total,
             batches,
-            BATCH_SIZE,
+            runs.ENQUEUE_BATCH,
         )
         if wait:
             run = await _wait_for_run(

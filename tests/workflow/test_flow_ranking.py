@@ -172,11 +172,12 @@ def test_a_failing_poi_does_not_stop_the_rest_of_the_batch(
 
 
 def test_inline_ranks_in_the_flows_own_process_without_a_cluster(
-    file_db, commons, commons_server, export_file
+    file_db, commons, commons_server, export_file, caplog
 ):
     kinds, _ = commons
+    caplog.set_level(logging.INFO)
 
-    ranking = run_flow(export_file, inline=True)["image_ranking"]
+    ranking = run_flow(export_file, inline=True, batch_size=4)["image_ranking"]
 
     assert ranking["status"] == "success"
     assert ranking["enqueued_count"] == 0
@@ -184,3 +185,8 @@ def test_inline_ranks_in_the_flows_own_process_without_a_cluster(
     assert_counts_match_database(ranking, RankingRun.objects.get())
     assert ranking["updated_count"] == 4
     assert api_requests_per_name(commons_server, kinds) == dict.fromkeys(kinds, 1)
+    progress = [r.getMessage() for r in caplog.records if "ranked in-process" in r.getMessage()]
+    assert progress == [
+        "Image ranking: 4/6 POIs ranked in-process",
+        "Image ranking: 6/6 POIs ranked in-process",
+    ]
