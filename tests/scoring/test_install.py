@@ -134,3 +134,18 @@ def test_scorer_is_loaded_once_even_from_many_threads(
     with ThreadPoolExecutor(max_workers=6) as pool:
         scorers = list(pool.map(lambda _: get_scorer("nima"), range(12)))
     assert len({id(s) for s in scorers}) == 1
+
+
+def test_session_threads_follow_the_setting(settings):
+    from image_ranking.scoring.base import session_options
+
+    settings.SCORING_THREADS = 1
+    assert session_options().intra_op_num_threads == 1
+    settings.SCORING_THREADS = 0
+    assert session_options().intra_op_num_threads == 0  # ORT's own default
+
+
+def test_score_images_without_a_model_says_how_to_install_it(tmp_path, settings, fresh_registry):
+    settings.SCORING_MODEL_DIR = tmp_path / "models"
+    with pytest.raises(CommandError, match="install_scoring_model --model nima"):
+        call_command("score_images", "--model", "nima", str(tmp_path / "x.jpg"))

@@ -32,6 +32,27 @@ def _load(path: Path, max_pixels: int):
         return None, exc.strerror or str(exc)
 
 
+def _score_pending(scorer, pending: list) -> None:
+    """Score the pending images as one batch; if one image cannot be converted, score the
+    others one by one so only that file gets an error."""
+    if not pending:
+        return
+    try:
+        results = scorer.score([image for _, image in pending])
+    except ImageRejected:
+        results = []
+        for entry, image in pending:
+            try:
+                results.extend(scorer.score([image]))
+            except ImageRejected as exc:
+                entry["error"] = str(exc)
+                results.append(None)
+    for (entry, _), result in zip(pending, results, strict=True):
+        if result is not None:
+            entry["score"], entry["std"] = result.score, result.std
+    pending.clear()
+
+
 class Command(BaseCommand):
     help = "Score image files with the aesthetic model (0-10, higher is better)."
 
@@ -48,15 +69,6 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         results: list[dict] = []
         pending: list[tuple[dict, object]] = []
-
-        def flush() -> None:
-            for (entry, _), result in zip(
-                pending, scorer.score([image for _, image in pending]), strict=True
-            ):
-                entry["score"] = result.score
-                entry["std"] = result.std
-            pending.clear()
-
         for path in options["paths"]:
             entry: dict = {"path": str(path)}
             results.append(entry)
@@ -64,17 +76,10 @@ class Command(BaseCommand):
             if error:
                 entry["error"] = error
                 continue
-            try:
-                pending.append((entry, image))
-                if len(pending) >= BATCH:
-                    flush()
-            except ImageRejected as exc:  # an unconvertible colour mode in this batch
-                self._score_one_by_one(scorer, pending, exc)
-        if pending:
-            try:
-                flush()
-            except ImageRejected as exc:
-                self._score_one_by_one(scorer, pending, exc)
+            pending.append((entry, image))
+            if len(pending) >= BATCH:
+                _score_pending(scorer, pending)
+        _score_pending(scorer, pending)
 
         failed = any("error" in entry for entry in results)
         if options["json"]:
@@ -88,15 +93,3 @@ class Command(BaseCommand):
                     self.stdout.write(f"{entry['path']}: {entry['score']:.3f}{std}")
         if failed:
             raise SystemExit(1)
-
-    @staticmethod
-    def _score_one_by_one(scorer, pending: list, _exc: Exception) -> None:
-        """A batch failed on one image: score the rest individually, the culprit gets an error."""
-        for entry, image in pending:
-            try:
-                (result,) = scorer.score([image])
-            except ImageRejected as exc:
-                entry["error"] = str(exc)
-            else:
-                entry["score"], entry["std"] = result.score, result.std
-        pending.clear()
