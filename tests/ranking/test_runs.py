@@ -126,3 +126,27 @@ def test_rerunning_a_batch_keeps_one_flag_per_poi(make_poi, commons_server, fixe
         runs.start_run(sync=True)
     assert Validation.objects.filter(context="image_ranking").count() == 3
     assert RankingRun.objects.filter(status=RankingRun.Status.FINISHED).count() == 3
+
+
+def test_sync_command_without_the_model_fails_once_and_clearly(make_poi, monkeypatch):
+    from image_ranking.scoring import ScoringModelMissing
+
+    def missing(name=None):
+        raise ScoringModelMissing("nima", "run `python manage.py install_scoring_model`")
+
+    monkeypatch.setattr("image_ranking.scoring.get_scorer", missing)
+    make_poi("No model")
+    with pytest.raises(CommandError, match="install_scoring_model"):
+        call_command("rank_poi_images", "--sync", stdout=io.StringIO(), stderr=io.StringIO())
+    assert not RankingRun.objects.exists()
+
+
+def test_django_q_redelivers_only_after_a_claim_is_stale(settings):
+    """A task is handed out again `retry` seconds after it started; by then its claim (as old
+    as the task timeout) must be stale, or the retry would be skipped forever."""
+    from image_ranking.ranking import claim_timeout
+
+    q = settings.Q_CLUSTER
+    assert q["retry"] > q["timeout"]
+    assert claim_timeout().total_seconds() == q["timeout"] < q["retry"]
+    assert q["max_attempts"] >= 2

@@ -41,6 +41,13 @@ class Command(BaseCommand):
         if options["sync"]:
             from tqdm import tqdm
 
+            from image_ranking.scoring import ScoringModelMissing, get_scorer
+
+            try:  # fail once, clearly, rather than once per POI
+                get_scorer(options["model"])
+            except ScoringModelMissing as exc:
+                raise CommandError(str(exc)) from exc
+
             bar = tqdm(total=0, unit="POI", desc="Ranking", file=self.stderr._out)
 
             def progress(done: int, total: int) -> None:
