@@ -186,7 +186,7 @@ def _rank_claimed(
     try:
         found = get_commons_client().search_candidates(poi.name, limit=MAX_CANDIDATES)
     except CommonsError as exc:
-        reason = f"Commons search failed ({exc.reason}): {exc}"
+        reason = f"Commons search failed: {exc}"
         flag = flags.set_flag(poi, ranking, flags.FETCH_FAILED, reason)
         return Outcome.FAILED, {"reason": reason[:500], "validation": flag}
 
@@ -306,7 +306,7 @@ def _score_batch(items: list[_Scored], scorer: Any) -> None:
             data = fetch_image_bytes(url, max_bytes=cap)
             image = to_rgb(upright(open_image(data, max_pixels=max_pixels()), data))
         except DownloadError as exc:
-            item.error = f"thumbnail download failed: {exc.reason}"[:500]
+            item.error = f"thumbnail download failed: {exc}"[:500]
         except ImageRejected as exc:
             item.error = f"thumbnail rejected: {exc}"[:500]
         except Exception as exc:
@@ -375,7 +375,7 @@ def _store_first(
         try:
             store_image_from_url(poi, winner_url(item.source))
         except (DownloadError, StorageError) as exc:
-            reason = getattr(exc, "reason", str(exc))
+            reason = str(exc)  # DownloadError and StorageError both start with their reason
             failures.append(f"{item.source.title}: {reason}")
             Candidate.objects.filter(pk=row.pk).update(
                 error=f"winner download failed: {reason}"[:500]

@@ -363,3 +363,35 @@ def test_retry_of_a_finished_task_is_not_counted_twice(commons_server, make_poi,
     assert rank_poi_task(poi.pk, threshold=0, run_id=run.pk) == "ranked"
     run.refresh_from_db()
     assert (run.processed, run.updated, run.flagged, run.failed) == (1, 1, 0, 0)
+
+
+def test_winner_over_the_size_cap_is_refused_and_the_poi_flagged(
+    commons_server, make_poi, settings
+):
+    settings.IMAGE_RANKING_MAX_DOWNLOAD_BYTES = 50_000  # the 1280px rendition is bigger
+    poi = make_poi("Aqueduto das Águas Livres")
+    file = commons_server.add_file("Aqueduto.jpg", big("rocket"))
+    commons_server.set_results("Aqueduto das Águas Livres", [file])
+    assert rank_poi(poi.pk, threshold=0) == Outcome.FAILED
+    poi.refresh_from_db()
+    assert not poi.image_file
+    [flag] = flags_of(poi)
+    assert flag.aggregate == "fetch_failed" and "too_large" in flag.description
+
+
+def test_thumbnail_redirected_off_the_allow_list_is_never_fetched(
+    commons_server, outside_server, make_poi
+):
+    poi = make_poi("Padrão dos Descobrimentos")
+    moved = commons_server.add_file("Padrao moved.jpg", big("coffee"))
+    fine = commons_server.add_file("Padrao.jpg", big("chelsea"))
+    commons_server.set_results("Padrão dos Descobrimentos", [moved, fine])
+    evil = outside_server.add_file("Evil.jpg", big("rocket"))
+    commons_server.fail_always(
+        "redirect", path=moved.thumb_path(500), location=outside_server.url_for_thumb(evil, 500)
+    )
+    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    rows = {c.title: c for c in Candidate.objects.filter(poi=poi)}
+    assert rows[moved.title].score is None and "not allowed" in rows[moved.title].error
+    assert rows[fine.title].is_winner
+    assert outside_server.requests == []
