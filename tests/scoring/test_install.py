@@ -104,6 +104,8 @@ def test_corrupt_cache_is_detected_at_load_and_repaired_by_reinstalling(
     call_command("install_scoring_model", "--model", "nima", "--from-file", str(nima_weights))
     assert "corrupt cache" in capsys.readouterr().err
     assert get_scorer("nima").score([]) == []
+    call_command("install_scoring_model", "--model", "nima")  # valid cache: nothing to do
+    assert capsys.readouterr().out.strip() == f"nima model already installed in {tmp_path / 'nima'}"
 
 
 def test_missing_model_tells_the_user_what_to_run(tmp_path, settings, fresh_registry):

@@ -80,5 +80,5 @@ class Command(BaseCommand):
             self.stdout.write(note)
         if report.installed:
             self.stdout.write(f"Installed {name} from {report.source} into {report.directory}")
-        elif verbose:
+        else:
             self.stdout.write(f"{name} model already installed in {report.directory}")
