@@ -58,8 +58,9 @@ class Calibration:
     max_bar: int = 1
 
     def chart(self) -> dict:
-        """Coordinates of the inline SVG: x in score units * 20 (0-200), bars up to 60 high."""
-        height, scale = 60, 20
+        """Coordinates of the inline SVG: x = score * 40 (0-400), bars up to 60 high."""
+        height, scale = 60, 40
+        bar_width = CHART_BIN * scale / 2 - 2
         bars = []
         for bar in self.bars:
             x = bar.start * scale
@@ -68,7 +69,8 @@ class Calibration:
             bars.append(
                 {
                     "x_good": x + 1,
-                    "x_bad": x + 5,
+                    "x_bad": x + 1 + bar_width + 1,
+                    "width": bar_width,
                     "good": bar.good,
                     "bad": bar.bad,
                     "good_h": g,
@@ -82,7 +84,7 @@ class Calibration:
             "bars": bars,
             "current_x": round(self.current * scale, 1),
             "suggested_x": None if self.suggested is None else round(self.suggested * scale, 1),
-            "ticks": [{"x": t * scale, "label": t} for t in range(0, 11, 2)],
+            "ticks": [{"x": t * scale, "label": t} for t in range(0, 11)],
         }
 
     @property

@@ -67,8 +67,11 @@ def _return_to(filters: Filters) -> str:
     return urlencode(filters.query())
 
 
-def _oob(request: HttpRequest, filters: Filters, message: str, level: str) -> str:
-    """The counts and the status line, swapped in wherever they are on the page."""
+def _oob(
+    request: HttpRequest, filters: Filters, message: str, level: str, *, labels_changed=False
+) -> str:
+    """The counts, the undo button and the status line (and the calibration panel when labels
+    changed), swapped in wherever they are on the page."""
     return render_to_string(
         "image_ranking/_oob.html",
         {
@@ -76,6 +79,9 @@ def _oob(request: HttpRequest, filters: Filters, message: str, level: str) -> st
             "toast": message,
             "toast_level": level,
             "undo_depth": labels.undo_depth(request.session),
+            "calibration": calibration.calibrate() if labels_changed else None,
+            "filters": filters,
+            "return_to": _return_to(filters),
         },
         request=request,
     )
@@ -129,7 +135,8 @@ def _answer_tile(
         {"card": card, "tile": tile, "return_to": _return_to(filters)},
         request=request,
     )
-    response = HttpResponse(html + _oob(request, filters, message, level))
+    oob = _oob(request, filters, message, level, labels_changed=True)
+    response = HttpResponse(html + oob)
     response["HX-Retarget"] = f"#t-{tile.key}"
     response["HX-Reswap"] = "outerHTML"
     return response
@@ -384,12 +391,22 @@ def adopt_threshold(request: HttpRequest) -> HttpResponse:
         adopted = calibration.adopt_threshold(form.cleaned_data["threshold"], user=request.user)
     except calibration.NotEnoughLabels as exc:
         return _error(request, f"No threshold adopted: {exc}.")
-    return _answer_panel(
+    response = _answer_panel(
         request,
         "image_ranking/_calibration.html",
         {"calibration": calibration.calibrate()},
         f"Threshold {adopted.threshold:.2f} adopted for the next runs.",
     )
+    if request.htmx:
+        response.content += render_to_string(
+            "image_ranking/_threshold.html",
+            {
+                "oob": True,
+                "threshold": adopted.threshold,
+                "calibration_model": adopted.model_name,
+            },
+        ).encode()
+    return response
 
 
 @staff_member_required

@@ -1,0 +1,287 @@
+"""The dashboard in a real Chromium: clicks and keys swap fragments without a reload, the
+labels and images are really stored, and "Rank missing" runs Django-Q jobs against the
+Commons stand-in while the progress bar follows them to the end."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+from PIL import Image
+
+from cities.models import City, PoiList, PointOfInterest
+from image_ranking import calibration
+from image_ranking.models import Candidate, ImageTrainingData, PoiRanking, RankingRun
+from tests.browser.conftest import (
+    ThreadCluster,
+    chromium,
+    logged_in_page,
+    screenshot_path,
+    session_cookie,
+)
+from tests.dashboard.factories import make_pois
+from tests.fakes.images import PHOTO_NAMES, degrade, photo
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def expect(locator):
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
+def upscaled(image: Image.Image, width: int = 1400) -> Image.Image:
+    return image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
+
+
+def commons_urls(server):
+    """Candidate URLs on the Commons stand-in: one real photo per search rank."""
+    files = [server.add_file(f"{name}.jpg", upscaled(photo(name))) for name in PHOTO_NAMES]
+
+    def urls(poi_index: int, rank: int) -> tuple[str, str]:
+        file = files[(poi_index + rank) % len(files)]
+        return server.url_for_original(file), server.url_for_thumb(file, 330)
+
+    return urls
+
+
+def mark_document(page) -> None:
+    """A flag that a full page load would wipe out."""
+    page.evaluate("window.__sameDocument = true")
+
+
+def same_document(page) -> bool:
+    return page.evaluate("window.__sameDocument === true")
+
+
+def test_label_a_candidate_good_it_is_marked_without_a_reload_and_stored(
+    browser, live_server, curator, commons_server
+):
+    _, _, pois = make_pois(3, 3, image_every=0, flag_every=0, urls=commons_urls(commons_server))
+    cand = Candidate.objects.filter(poi=pois[0]).order_by("search_rank").first()
+    page = logged_in_page(browser, live_server.url, curator)
+    page.goto("/image-ranking/")
+    mark_document(page)
+
+    tile = page.locator(f"#t-c{cand.pk}")
+    tile.locator("button[data-key=good]").click()
+
+    expect(tile).to_have_class(re.compile(r"\btile--good\b"))
+    expect(tile.locator("button[data-key=good]")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("[data-count=labelled]")).to_have_text("1")
+    expect(page.locator("#calibration")).to_contain_text("1 good · 0 bad")
+    assert same_document(page)
+    row = ImageTrainingData.objects.get()
+    assert (row.poi_id, row.image_url, row.label) == (pois[0].pk, cand.image_url, "good")
+    assert row.labelled_by == curator and row.aesthetic_score == cand.score
+
+    # Reversible: clicking the pressed button again clears the label.
+    tile.locator("button[data-key=good]").click()
+    expect(tile.locator("button[data-key=good]")).to_have_attribute("aria-pressed", "false")
+    expect(page.locator("[data-count=labelled]")).to_have_text("0")
+    assert not ImageTrainingData.objects.exists()
+
+
+def test_keyboard_loop_labels_advances_undoes_and_shows_the_keys(
+    browser, live_server, curator, commons_server
+):
+    _, _, pois = make_pois(2, 3, image_every=0, flag_every=0, urls=commons_urls(commons_server))
+    first, second = Candidate.objects.filter(poi=pois[0]).order_by("-score")[:2]
+    page = logged_in_page(browser, live_server.url, curator)
+    page.goto("/image-ranking/")
+    mark_document(page)
+
+    page.keyboard.press("j")  # focus the first image
+    expect(page.locator(f"#t-c{first.pk}")).to_be_focused()
+    page.keyboard.press("g")
+    expect(page.locator(f"#t-c{first.pk}")).to_have_class(re.compile("tile--good"))
+    expect(page.locator(f"#t-c{second.pk}")).to_be_focused()  # auto-advance
+    page.keyboard.press("b")
+    expect(page.locator(f"#t-c{second.pk}")).to_have_class(re.compile("tile--bad"))
+    assert dict(ImageTrainingData.objects.values_list("image_url", "label")) == {
+        first.image_url: "good",
+        second.image_url: "bad",
+    }
+    page.keyboard.press("u")  # undo the last label
+    expect(page.locator(f"#t-c{second.pk}")).not_to_have_class(re.compile("tile--bad"))
+    assert list(ImageTrainingData.objects.values_list("label", flat=True)) == ["good"]
+    page.keyboard.press("k")
+    page.keyboard.press("k")
+    expect(page.locator(f"#t-c{first.pk}")).to_be_focused()
+    page.keyboard.press("n")  # next POI: its first image
+    expect(page.locator(f"#poi-{pois[1].pk} .tile").first).to_be_focused()
+
+    page.keyboard.press("?")
+    expect(page.locator("#help")).to_be_visible()
+    expect(page.locator("#help")).to_contain_text("undo the last label")
+    page.keyboard.press("Escape")
+    expect(page.locator("#help")).to_be_hidden()
+    assert same_document(page)
+
+
+def test_use_this_image_replaces_the_current_image(
+    browser, live_server, curator, commons_server, media_root
+):
+    _, _, pois = make_pois(1, 3, image_every=0, flag_every=0, urls=commons_urls(commons_server))
+    poi = pois[0]
+    cand = Candidate.objects.filter(poi=poi).order_by("search_rank").last()
+    page = logged_in_page(browser, live_server.url, curator)
+    page.goto("/image-ranking/")
+    mark_document(page)
+    card = page.locator(f"#poi-{poi.pk}")
+    expect(card.locator(".missing-image")).to_be_visible()
+
+    card.locator(f"#t-c{cand.pk} button[data-key=use]").click()
+
+    current = card.locator(".current img")
+    expect(current).to_be_visible()
+    expect(current).to_have_attribute("src", re.compile(r"^/media/cities/images/pois/"))
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=current.element_handle()
+    )
+    assert current.evaluate("img => img.naturalWidth") <= 800  # the stored 800x600 result
+    expect(card.locator(f"#t-c{cand.pk} .badge--winner")).to_be_visible()
+    assert same_document(page)
+    poi.refresh_from_db()
+    assert poi.image_file and (media_root / poi.image_file.name).is_file()
+    with Image.open(media_root / poi.image_file.name) as stored:
+        assert stored.width <= 800 and stored.height <= 600
+    assert PoiRanking.objects.get(poi=poi).status == PoiRanking.Status.UPDATED
+
+
+# --- Rank missing: real Django-Q jobs ---------------------------------------------------------
+
+LISBON_POIS = [
+    # name, coordinates, what Commons has for it
+    ("Torre de Belém", (38.6916, -9.2160), "photos"),
+    ("Mosteiro dos Jerónimos", (38.6979, -9.2068), "photos"),
+    ("Padrão dos Descobrimentos", (38.6936, -9.2058), "photos"),
+    ("Elevador de Santa Justa", (38.7121, -9.1394), "far"),
+    ("Miradouro da Graça", (38.7163, -9.1313), "none"),
+]
+
+
+def lisbon_with_commons(server) -> list[PointOfInterest]:
+    """Five Lisbon POIs in a list without images, and Commons answers for each."""
+    city = City.objects.create(name="Lisbon", latitude=38.7223, longitude=-9.1393)
+    poi_list = PoiList.objects.create(title="Historic sights", city=city)
+    pois = []
+    for index, (name, (lat, lon), kind) in enumerate(LISBON_POIS):
+        poi = PointOfInterest.objects.create(
+            city=city, name=name, category="see", latitude=lat, longitude=lon
+        )
+        poi_list.pois.add(poi)
+        pois.append(poi)
+        base = upscaled(photo(PHOTO_NAMES[index % len(PHOTO_NAMES)]))
+        here = (lat + 0.001, lon)
+        if kind == "photos":
+            files = [
+                server.add_file(f"{name} dark.jpg", degrade(base, "dark"), coords=here),
+                server.add_file(f"{name}.jpg", base, coords=here),
+                server.add_file(f"{name} blur.jpg", degrade(base, "blur"), coords=here),
+                server.add_file(f"{name} crop.jpg", degrade(base, "crop"), coords=here),
+            ]
+            server.set_results(name, files)
+        elif kind == "far":  # taken in Porto: not eligible
+            far = server.add_file(f"{name} (Porto).jpg", base, coords=(41.15, -8.61))
+            server.set_results(name, [far])
+    return pois
+
+
+def test_rank_missing_runs_the_jobs_and_the_bar_reaches_the_end(
+    file_live_server, commons_server, nima_scorer, monkeypatch, settings, tmp_path
+):
+    """Django-Q's own pusher, worker and monitor run the jobs (in threads, see ThreadCluster)
+    against a WAL file database shared with the live server, as a deployment would."""
+    settings.IMAGE_RANKING_FALLBACK = False
+    # Not `django_user_model`: it requests `db`, whose transaction would hide these rows from
+    # the server and worker threads.
+    curator = get_user_model().objects.create_user("curator", password="pw", is_staff=True)
+    cookie = session_cookie(curator)
+    pois = lisbon_with_commons(commons_server)
+    cluster = ThreadCluster().start()
+    try:
+        with chromium(monkeypatch) as browser:
+            seen = watch_rank_missing(browser, file_live_server, cookie, pois, tmp_path)
+    finally:
+        cluster.stop()
+    assert len(seen) >= 2, seen  # the bar moved while the jobs ran
+    run = RankingRun.objects.get()
+    assert (run.status, run.processed, run.updated, run.total) == ("finished", 5, 3, 5)
+    assert run.threshold == 3.0 and run.created_by == curator
+    assert PointOfInterest.objects.exclude(image_file="").count() == 3
+    assert ImageTrainingData.objects.filter(label="good").count() == 3
+    assert ImageTrainingData.objects.filter(label="bad").count() == 9
+    winners = Candidate.objects.filter(is_winner=True).values_list("image_url", flat=True)
+    good = ImageTrainingData.objects.filter(label="good").values_list("image_url", flat=True)
+    assert sorted(good) == sorted(winners)
+    assert 4.0 < calibration.current_threshold() < 5.2  # adopted: between the bad and the good
+
+
+def watch_rank_missing(browser, base_url, cookie, pois, tmp_path) -> set[str]:
+    """Click "Rank missing", follow the bar to the end, check the page; return the counts
+    the bar showed on the way."""
+    page = logged_in_page(browser, base_url, cookie)
+    page.goto("/image-ranking/")
+    mark_document(page)
+    expect(page.locator("[data-count=missing]")).to_have_text("5")
+
+    form = page.locator("form.run-form")
+    form.locator("select[name=scope]").select_option("missing")
+    form.locator("input[name=threshold]").fill("3")
+    form.locator("[data-rank-missing]").click()
+
+    progress = page.locator("#run-progress")
+    expect(progress).to_have_attribute("data-status", re.compile("queued|running|finished"))
+    seen = set()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        seen.add(progress.locator("[data-processed]").inner_text())
+        if progress.get_attribute("data-status") == "finished":
+            break
+        page.wait_for_timeout(150)
+    expect(progress).to_have_attribute("data-status", "finished")
+    expect(progress.locator("[data-processed]")).to_have_text("5")
+    expect(progress.locator(".bar > span")).to_have_attribute("style", "width: 100%")
+    assert "hx-trigger" not in progress.evaluate("el => el.outerHTML")  # polling stopped
+
+    # The list refreshed itself: the new images are on the page, without a reload.
+    for poi in pois[:3]:
+        img = page.locator(f"#poi-{poi.pk} .current img")
+        expect(img).to_be_visible()
+        page.wait_for_function(
+            "img => img.complete && img.naturalWidth > 0", arg=img.element_handle()
+        )
+    expect(page.locator(f"#poi-{pois[3].pk} .note--ineligible")).to_be_visible()
+    expect(page.locator(f"#poi-{pois[4].pk} .flag-reason")).to_be_visible()
+    expect(page.locator("[data-count=missing]")).to_have_text("2")
+    assert same_document(page)
+
+    # A curator's pass from the keyboard: each winner good, its degraded copies bad; the
+    # calibration panel follows and suggests a threshold, which is adopted with one click.
+    for poi in pois[:3]:
+        tiles = page.locator(f"#poi-{poi.pk} .tiles .tile")
+        for index in range(tiles.count()):
+            tile = tiles.nth(index)
+            tile.focus()
+            page.keyboard.press("g" if "tile--winner" in tile.get_attribute("class") else "b")
+    expect(page.locator("[data-count=labelled]")).to_have_text("12")
+    expect(page.locator("#undo-button .pill")).to_have_text("12")  # no undo step lost
+    calibration = page.locator("#calibration")
+    expect(calibration).to_contain_text("3 good · 9 bad")  # the panel is live
+    adopt = calibration.get_by_role("button", name=re.compile(r"^Adopt \d"))
+    suggested = adopt.inner_text().split()[-1]
+    adopt.click()
+    expect(calibration).to_contain_text(f"current {suggested}")
+    expect(page.locator("#current-threshold")).to_contain_text(f"threshold {suggested}")
+    page.evaluate("document.getElementById('toast').classList.remove('toast--show')")
+    page.wait_for_timeout(300)  # the status line's fade
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(screenshot_path(tmp_path, "dashboard.png")), full_page=True)
+    page.keyboard.press("?")
+    expect(page.locator("#help")).to_be_visible()
+    page.screenshot(path=str(screenshot_path(tmp_path, "dashboard-keys.png")))
+    return seen
