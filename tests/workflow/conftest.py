@@ -40,10 +40,15 @@ LISBON_EXPORT = REPO_ROOT / "cities" / "fixtures" / "demo" / "lisbon.json"
 
 @pytest.fixture(scope="session", autouse=True)
 def prefect_server() -> Iterator[None]:
-    """One temporary Prefect server (a subprocess with its own SQLite) for all flow tests."""
+    """One temporary Prefect server (a subprocess with its own SQLite) for all flow tests;
+    its telemetry is off, since tests never reach the internet."""
+    from prefect.settings import PREFECT_SERVER_ANALYTICS_ENABLED, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60):
+    with (
+        temporary_settings(updates={PREFECT_SERVER_ANALYTICS_ENABLED: False}),
+        prefect_test_harness(server_startup_timeout=60),
+    ):
         yield
 
 
