@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
@@ -10,6 +11,7 @@ from django_q.models import OrmQ
 
 from cities.models import City, PointOfInterest
 from image_ranking.models import RankingRun
+from tests.conftest import REPO_ROOT
 from workflow.city_import import ImportCityError, import_city
 
 
@@ -79,3 +81,16 @@ def test_a_bad_export_fails_the_flow_with_the_reason_and_writes_nothing(file_db,
     assert "image_ranking" not in error.value.result
     assert not City.objects.exists()
     assert not OrmQ.objects.exists()
+
+
+def test_a_whole_demo_city_is_enqueued_in_batches_of_50_one_job_per_listed_poi(file_db, caplog):
+    caplog.set_level(logging.INFO)
+    rome = REPO_ROOT / "cities" / "fixtures" / "demo" / "rome.json"
+
+    ranking = run_flow(rome, wait=False)["image_ranking"]
+
+    in_lists = listed_poi_ids()
+    assert len(in_lists) == 77 < PointOfInterest.objects.count()
+    assert ranking["enqueued_count"] == 77
+    assert sorted(job["args"][0] for job in queued_jobs()) == sorted(in_lists)
+    assert any("77 jobs enqueued in 2 batch(es) of 50" in r.getMessage() for r in caplog.records)
