@@ -70,7 +70,10 @@ def start_run(
     progress: ProgressCallback | None = None,
     model_name: str | None = None,
 ) -> RankingRun:
-    """Record a run and rank its POIs: queued as Django-Q tasks, or here when `sync`."""
+    """Record a run and rank its POIs: queued as Django-Q tasks, or here when `sync`.
+
+    `progress(done, total)` is called after each POI ranked (sync) or each batch of 50 tasks
+    enqueued (async)."""
     ids = list(
         select_pois(scope, city=city, poi_ids=poi_ids, limit=limit).values_list("pk", flat=True)
     )
@@ -105,13 +108,19 @@ def start_run(
             if progress is not None:
                 progress(done, len(ids))
     else:
-        _enqueue(ids, options, run)
+        _enqueue(ids, options, run, progress)
     run.refresh_from_db()
     return run
 
 
-def _enqueue(ids: list[int], options: dict[str, Any], run: RankingRun) -> None:
-    """One task per POI, handed to the broker in batches of 50 (keeps each insert short)."""
+def _enqueue(
+    ids: list[int],
+    options: dict[str, Any],
+    run: RankingRun,
+    progress: ProgressCallback | None = None,
+) -> None:
+    """One task per POI, handed to the broker in batches of 50; `progress(enqueued, total)`
+    after each batch."""
     from django_q.tasks import async_task
 
     for start in range(0, len(ids), ENQUEUE_BATCH):
@@ -125,6 +134,8 @@ def _enqueue(ids: list[int], options: dict[str, Any], run: RankingRun) -> None:
                 task_name=f"rank-poi-{poi_id}-run-{run.pk}",
             )
         logger.info("Run %s: enqueued %d/%d", run.pk, start + len(batch), len(ids))
+        if progress is not None:
+            progress(start + len(batch), len(ids))
 
 
 def _city_object(city: City | str | int | None) -> City | None:

@@ -48,7 +48,11 @@ def test_start_run_enqueues_one_django_q_task_per_poi_and_the_last_one_finishes_
 ):
     pois = [make_poi(f"Queued {i}") for i in range(3)]
     commons_server.set_results("Queued 0", [commons_server.add_file("Q.jpg", jpeg_bytes("coffee"))])
-    run = runs.start_run(scope="missing", threshold=5.0)
+    seen = []
+    run = runs.start_run(
+        scope="missing", threshold=5.0, progress=lambda done, total: seen.append((done, total))
+    )
+    assert seen == [(3, 3)]  # one batch (of up to 50) enqueued
     assert run.total == 3 and run.status == RankingRun.Status.QUEUED
     queued = [entry.task for entry in OrmQ.objects.all()]
     assert sorted(task["args"][0] for task in queued) == sorted(p.pk for p in pois)
