@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -125,14 +126,15 @@ def _enqueue(
 
     for start in range(0, len(ids), ENQUEUE_BATCH):
         batch = ids[start : start + ENQUEUE_BATCH]
-        for poi_id in batch:
-            async_task(
-                TASK_PATH,
-                poi_id,
-                **options,
-                group=f"ranking-run-{run.pk}",
-                task_name=f"rank-poi-{poi_id}-run-{run.pk}",
-            )
+        with transaction.atomic():  # one commit per batch: short write locks, fast inserts
+            for poi_id in batch:
+                async_task(
+                    TASK_PATH,
+                    poi_id,
+                    **options,
+                    group=f"ranking-run-{run.pk}",
+                    task_name=f"rank-poi-{poi_id}-run-{run.pk}",
+                )
         logger.info("Run %s: enqueued %d/%d", run.pk, start + len(batch), len(ids))
         if progress is not None:
             progress(start + len(batch), len(ids))

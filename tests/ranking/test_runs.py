@@ -154,3 +154,17 @@ def test_django_q_redelivers_only_after_a_claim_is_stale(settings):
     assert q["retry"] > q["timeout"]
     assert claim_timeout().total_seconds() == q["timeout"] < q["retry"]
     assert q["max_attempts"] >= 2
+
+
+def test_a_large_run_is_enqueued_in_batches_of_fifty(city, db):
+    from cities.models import PoiList, PointOfInterest
+
+    poi_list = PoiList.objects.create(title="Many", city=city)
+    pois = PointOfInterest.objects.bulk_create(
+        PointOfInterest(city=city, name=f"P{i}", category="see") for i in range(120)
+    )
+    poi_list.pois.add(*pois)
+    seen = []
+    run = runs.start_run(progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(50, 120), (100, 120), (120, 120)]
+    assert OrmQ.objects.count() == run.total == 120
