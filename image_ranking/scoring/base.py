@@ -45,7 +45,8 @@ def model_dir() -> Path:
 
 def session_options():
     """Options for a small shared CPU: threads from SCORING_THREADS (0 = ORT's default),
-    one inter-op thread (the graphs are sequential), full graph optimisation."""
+    one inter-op thread (the graphs are sequential), full graph optimisation, and no
+    busy-waiting between runs (several Django-Q workers share the same few cores)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -55,6 +56,7 @@ def session_options():
     threads = int(getattr(settings, "SCORING_THREADS", 0) or 0)
     if threads > 0:
         options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     return options
 

