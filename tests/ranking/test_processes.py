@@ -1,7 +1,8 @@
-"""Real worker processes on one SQLite file: two jobs for one POI, and a SIGKILLed worker.
+"""Real worker processes on one database: two jobs for one POI, and a SIGKILLed worker.
 
 Each job is a separate `manage.py shell` process calling `rank_poi`, as two Django-Q workers
-would; they share a WAL SQLite file, the media folder and the Commons stand-in (127.0.0.1).
+would; they share a WAL SQLite file (or a PostgreSQL database under `make test`), the media
+folder and the Commons stand-in (127.0.0.1).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -47,13 +49,33 @@ print(RankingRun.objects.create(total=1).pk)
 """
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_env(request, tmp_path):
+    """The database the worker processes share: a WAL SQLite file, or a fresh PostgreSQL
+    database on the server `make test` starts (skipped without it)."""
+    if request.param == "sqlite":
+        yield {"SQLITE_PATH": str(tmp_path / "db.sqlite3")}
+        return
+    url = os.environ.get("TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("TEST_POSTGRES_URL not set (make test starts a PostgreSQL server)")
+    import psycopg
+
+    name = f"ranking_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield {"DATABASE_URL": f"{url.rpartition('/')[0]}/{name}"}
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
-def workers(commons_server, tmp_path, nima_scorer):
+def workers(commons_server, tmp_path, nima_scorer, database_env):
     """run(code, **env) -> a started process; output(code) -> its stdout when done."""
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+        **database_env,
         "DJANGO_SETTINGS_MODULE": "city_wiki.settings",
-        "SQLITE_PATH": str(tmp_path / "db.sqlite3"),
         "MEDIA_ROOT": str(tmp_path / "media"),
         "WIKIMEDIA_API_URL": commons_server.api_url,
         "IMAGE_DOWNLOAD_ORIGINS": commons_server.origin,
@@ -61,7 +83,6 @@ def workers(commons_server, tmp_path, nima_scorer):
         "IMAGE_RANKING_THUMB_WIDTH": "500",
         "LOG_LEVEL": "WARNING",
     }
-    env.pop("DATABASE_URL", None)
     manage = [sys.executable, str(REPO_ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, timeout=120)
 

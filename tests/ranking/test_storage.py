@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from django.db import connection
 from PIL import Image
 
 from cities.models import PointOfInterest
@@ -117,7 +118,9 @@ def test_replacing_removes_the_old_file_and_changes_format(make_poi, media_root)
 def test_names_with_slashes_dots_accents_emoji_and_300_chars_stay_in_the_folder(
     make_poi, media_root
 ):
-    names = ["../../settings", "a/b\\c", "..", "Café São Jorge", "Pizza 🍕 Place", "x" * 300]
+    # PostgreSQL enforces the 200-character column; SQLite (the default) stores 300.
+    longest = 300 if connection.vendor == "sqlite" else 200
+    names = ["../../settings", "a/b\\c", "..", "Café São Jorge", "Pizza 🍕 Place", "x" * longest]
     for name in names:
         poi = make_poi(name)
         storage.store_image_bytes(poi, jpeg_bytes("coffee", width=400))
