@@ -7,10 +7,12 @@ Cards are plain objects built from that data, so templates never touch the datab
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from django.core.paginator import Page, Paginator
 from django.db.models import Case, Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Value, When
+from django.urls import reverse
 
 from cities.models import City, PoiList, PointOfInterest
 
@@ -110,17 +112,60 @@ def filter_options() -> tuple[list[City], list[PoiList]]:
 # --- Cards ----------------------------------------------------------------------------------
 
 
+@functools.cache
+def _url_pattern(name: str) -> str:
+    """The URL of route `name` with a `{}` for the id: one reverse() per process, not one per
+    button (reverse() was a quarter of a 50-POI page's render time)."""
+    return reverse(f"image_ranking:{name}", args=[987654321]).replace("987654321", "{}")
+
+
+def url_for(name: str, pk: int) -> str:
+    return _url_pattern(name).format(pk)
+
+
 @dataclass
 class Tile:
-    """One image of a POI (the current one or a candidate) with its label state."""
+    """One image of a POI (the current one or a candidate) with its label state; everything
+    the template needs is computed here, so rendering a tile is only substitutions."""
 
     key: str  # DOM id suffix
     image_url: str
     thumb_url: str
+    label_url: str
     label: str = ""
     label_source: str = ""
     candidate: Candidate | None = None
     below_threshold: bool = False
+    use_url: str = ""
+    fallback: bool = False  # the current image is the category fallback
+
+    @property
+    def good_value(self) -> str:
+        """What the Good button posts: pressing it again clears the label."""
+        return "clear" if self.label == "good" else "good"
+
+    @property
+    def bad_value(self) -> str:
+        return "clear" if self.label == "bad" else "bad"
+
+    @property
+    def css(self) -> str:
+        classes = ["tile"]
+        if self.label:
+            classes.append(f"tile--{self.label}")
+        c = self.candidate
+        if c is None:
+            classes.append("tile--current")
+            if self.fallback:
+                classes.append("tile--fallback")
+        else:
+            if c.is_winner:
+                classes.append("tile--winner")
+            if not c.eligible:
+                classes.append("tile--ineligible")
+        if self.below_threshold:
+            classes.append("tile--below")
+        return " ".join(classes)
 
 
 @dataclass
@@ -131,6 +176,14 @@ class Card:
     current: Tile | None
     candidates: list[Tile] = field(default_factory=list)
     list_titles: list[str] = field(default_factory=list)
+
+    @property
+    def rerank_url(self) -> str:
+        return url_for("rerank", self.poi.pk)
+
+    @property
+    def fallback_url(self) -> str:
+        return url_for("fallback", self.poi.pk)
 
     @property
     def status(self) -> str:
@@ -199,7 +252,16 @@ def build_card(poi: PointOfInterest, default_threshold: float) -> Card:
     current = None
     if poi.image_file:
         url = poi.image_file.url
-        current = labelled(Tile(key=f"p{poi.pk}", image_url=url, thumb_url=url))
+        current = labelled(
+            Tile(
+                key=f"p{poi.pk}",
+                image_url=url,
+                thumb_url=url,
+                label_url=url_for("label_current", poi.pk),
+            )
+        )
+        current.fallback = bool(ranking and ranking.uses_fallback)
+    has_image = current is not None
     tiles = [
         labelled(
             Tile(
@@ -208,6 +270,9 @@ def build_card(poi: PointOfInterest, default_threshold: float) -> Card:
                 thumb_url=c.thumb_url or c.image_url,
                 candidate=c,
                 below_threshold=c.score is not None and c.score < threshold,
+                label_url=url_for("label_candidate", c.pk),
+                # "Use this image" for any candidate but the one already in use.
+                use_url="" if c.is_winner and has_image else url_for("use_candidate", c.pk),
             )
         )
         for c in poi.candidates.all()

@@ -116,19 +116,24 @@
     const xhr = event.detail.xhr;
     toast((xhr.responseText || "").slice(0, 300) || ("Error " + xhr.status), "error");
   });
+  document.addEventListener("htmx:targetError", function () {
+    toast("Done, on an image that is not on this page.", "warning");
+  });
   document.addEventListener("htmx:sendError", function () {
     toast("Network error: the action was not saved. Try again.", "error");
   });
 
   // The status line fades after a while; errors stay until the next action.
   let fade = null;
-  document.addEventListener("htmx:oobAfterSwap", function (event) {
-    if (event.detail.target && event.detail.target.id === "toast") {
-      clearTimeout(fade);
-      const el = event.detail.target;
-      if (!el.classList.contains("toast--error")) {
-        fade = setTimeout(function () { el.classList.remove("toast--show"); }, 3000);
-      }
-    }
+  document.addEventListener("htmx:afterSettle", function () {
+    const el = document.getElementById("toast");
+    if (!el || !el.classList.contains("toast--show") || el.dataset.fading) return;
+    if (el.classList.contains("toast--error")) return;
+    el.dataset.fading = "1"; // the oob swap brings a fresh element, without this mark
+    clearTimeout(fade);
+    fade = setTimeout(function () {
+      const now = document.getElementById("toast");
+      if (now) now.classList.remove("toast--show");
+    }, 3000);
   });
 })();

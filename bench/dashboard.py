@@ -1,0 +1,194 @@
+"""Dashboard page at real size: 5,000 POIs in lists with 10 candidates each.
+
+Renders /image-ranking/ through the whole Django stack (middleware, session, auth, template)
+on a throwaway SQLite file database and prints the median render time and query count for a
+few pages, next to the naive page (the same view without select_related/prefetch, one query
+per POI and relation) with the ratio. Target: well under 200 ms.
+
+    .venv/bin/python bench/dashboard.py [--pois 5000] [--candidates 10] [--repeat 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def setup_django(db_path: Path) -> None:
+    os.environ["SQLITE_PATH"] = str(db_path)
+    os.environ.pop("DATABASE_URL", None)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "city_wiki.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    settings.DEBUG = False  # no query log, no debug script: as served in production
+    settings.ALLOWED_HOSTS = ["localhost"]
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def make_data(n_pois: int, n_candidates: int) -> None:
+    """POIs in lists of 100, a third with an image, a tenth flagged, 10 scored candidates
+    each, and a label on every fifth POI's best candidate (so the page shows label states)."""
+    from cities.models import City, PoiList, PointOfInterest
+    from image_ranking.models import Candidate, ImageTrainingData, PoiRanking
+
+    city = City.objects.create(name="Benchville", latitude=45.0, longitude=9.0)
+    PointOfInterest.objects.bulk_create(
+        [
+            PointOfInterest(
+                city=city,
+                name=f"Sight {i:05d}",
+                category="see",
+                latitude=45.0,
+                longitude=9.0,
+                image_file=f"cities/images/pois/benchville/sight-{i}.jpg" if i % 3 == 0 else "",
+            )
+            for i in range(n_pois)
+        ],
+        batch_size=1000,
+    )
+    pois = list(PointOfInterest.objects.order_by("pk"))
+    through = PoiList.pois.through
+    for start in range(0, n_pois, 100):
+        poi_list = PoiList.objects.create(title=f"List {start // 100:03d}", city=city)
+        through.objects.bulk_create(
+            [
+                through(poilist_id=poi_list.pk, pointofinterest_id=p.pk)
+                for p in pois[start : start + 100]
+            ]
+        )
+    base = "https://upload.wikimedia.org/wikipedia/commons"
+    candidates, rankings, labels = [], [], []
+    for i, poi in enumerate(pois):
+        for rank in range(1, n_candidates + 1):
+            url = f"{base}/a/ab/Sight_{i}_{rank}.jpg"
+            candidates.append(
+                Candidate(
+                    poi=poi,
+                    search_rank=rank,
+                    title=f"File:Sight {i} {rank}.jpg",
+                    image_url=url,
+                    thumb_url=f"{base}/thumb/a/ab/Sight_{i}_{rank}.jpg/330px-Sight_{i}_{rank}.jpg",
+                    width=4000,
+                    height=3000,
+                    score=round(6.5 - 0.2 * rank + (i % 7) * 0.1, 2),
+                    model_name="nima",
+                    distance_km=0.2 * rank,
+                    eligible=rank < n_candidates,
+                    ineligible_reason="" if rank < n_candidates else "too far",
+                    is_winner=rank == 1,
+                )
+            )
+        flagged = i % 10 == 1
+        rankings.append(
+            PoiRanking(
+                poi=poi,
+                status="flagged" if flagged else ("updated" if i % 3 == 0 else "ranked"),
+                best_score=6.3,
+                threshold=4.5,
+                reason="below threshold" if flagged else "",
+            )
+        )
+        if i % 5 == 0:
+            labels.append(
+                ImageTrainingData(
+                    poi=poi,
+                    image_url=f"{base}/a/ab/Sight_{i}_1.jpg",
+                    label="good" if i % 2 else "bad",
+                    aesthetic_score=6.3,
+                )
+            )
+        if len(candidates) >= 10_000:
+            Candidate.objects.bulk_create(candidates, batch_size=2000)
+            candidates = []
+    Candidate.objects.bulk_create(candidates, batch_size=2000)
+    PoiRanking.objects.bulk_create(rankings, batch_size=2000)
+    ImageTrainingData.objects.bulk_create(labels, batch_size=2000)
+
+
+def measure(client, url: str, repeat: int) -> tuple[float, int, int]:
+    """Median milliseconds, query count and response size of GET url."""
+    from django.db import connection
+
+    response = client.get(url)  # warm-up
+    assert response.status_code == 200, (url, response.status_code)
+    queries = []
+    with connection.execute_wrapper(
+        lambda execute, sql, *a: queries.append(sql) or execute(sql, *a)
+    ):
+        client.get(url)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        response = client.get(url)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times), len(queries), len(response.content)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pois", type=int, default=5000)
+    parser.add_argument("--candidates", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
+        setup_django(Path(tmp) / "bench.sqlite3")
+        start = time.perf_counter()
+        make_data(args.pois, args.candidates)
+        print(
+            f"data: {args.pois} POIs in lists x {args.candidates} candidates "
+            f"({time.perf_counter() - start:.1f} s to create)"
+        )
+
+        from django.contrib.auth import get_user_model
+        from django.test import Client
+
+        from cities.models import PointOfInterest
+        from image_ranking import selectors
+
+        user = get_user_model().objects.create_user("bench", is_staff=True)
+        client = Client(HTTP_HOST="localhost")
+        client.force_login(user)
+
+        pages = [
+            ("20 per page (default)", "/image-ranking/"),
+            ("50 per page", "/image-ranking/?per_page=50"),
+            ("status=missing, page 40", "/image-ranking/?status=missing&page=40"),
+            ("list filter, 50 per page", "/image-ranking/?list=7&per_page=50"),
+        ]
+        optimized = {name: measure(client, url, args.repeat) for name, url in pages}
+        # The naive page: the same view and template, without select_related / prefetch.
+        real_queryset = selectors.card_queryset
+        selectors.card_queryset = lambda: PointOfInterest.objects.all()
+        try:
+            naive = {name: measure(client, url, args.repeat) for name, url in pages}
+        finally:
+            selectors.card_queryset = real_queryset
+
+        print(f"{'page':<28}{'dashboard':>18}{'naive baseline':>22}{'speed-up':>10}")
+        for name, _ in pages:
+            ms, queries, size = optimized[name]
+            naive_ms, naive_queries, _ = naive[name]
+            print(
+                f"{name:<28}{ms:>8.1f} ms {queries:>4} q"
+                f"{naive_ms:>12.1f} ms {naive_queries:>5} q{naive_ms / ms:>9.1f}x"
+                f"   ({size // 1024} KiB)"
+            )
+        worst = max(ms for ms, _, _ in optimized.values())
+        print(f"slowest dashboard page: {worst:.1f} ms (target: well under 200 ms)")
+
+
+if __name__ == "__main__":
+    main()
