@@ -37,12 +37,29 @@ def fallback_path(category: str) -> Path | None:
 
 def apply_category_fallback(poi: PointOfInterest, *, ranking: PoiRanking | None = None) -> bool:
     """Give a POI without an image its category's image; False when it has one already or the
-    category has no fallback. A curator's click and a flagged run both land here."""
+    category has no fallback.
+
+    A ranking job passes its `ranking` row (it already holds the POI's claim); a curator's
+    click passes none, and the POI's claim is held meanwhile (StorageError when a job is
+    ranking it right now).
+    """
+    from .claims import PoiBusy, holding
+    from .storage import StorageError
+
+    if ranking is not None:
+        return _apply(poi, ranking)
+    try:
+        with holding(poi) as held:
+            return _apply(poi, held)
+    except PoiBusy as exc:
+        raise StorageError(str(exc)) from exc
+
+
+def _apply(poi: PointOfInterest, ranking: PoiRanking) -> bool:
     from .storage import store_image_bytes
 
     poi = PointOfInterest.objects.select_related("city").get(pk=poi.pk)
-    if ranking is None:
-        ranking, _ = PoiRanking.objects.get_or_create(poi=poi)
+    ranking.refresh_from_db()
     if poi.image_file and not ranking.uses_fallback:
         return False
     path = fallback_path(poi.category)

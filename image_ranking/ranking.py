@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import logging
 import math
-import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import transaction
 from django.utils import timezone
 
 from cities.models import PointOfInterest
 
 from . import flags, runs, sharpness
+from .claims import claim_poi, claim_timeout, release_claim  # noqa: F401 (re-exported)
 from .models import Candidate, PoiRanking, RankingRun
 
 logger = logging.getLogger(__name__)
@@ -63,36 +61,6 @@ class _Scored:
     rank_score: float | None = None
     error: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def claim_timeout() -> timedelta:
-    """A claim older than Django-Q's task timeout belongs to a dead worker."""
-    return timedelta(seconds=int(settings.Q_CLUSTER.get("timeout", 300)))
-
-
-def claim_poi(poi: PointOfInterest, run_id: int | None) -> tuple[PoiRanking, str | None]:
-    """Take the POI's claim with one conditional UPDATE; returns the token, or None if held."""
-    try:
-        ranking, _ = PoiRanking.objects.get_or_create(poi=poi)
-    except IntegrityError:  # another job created the row at the same moment
-        ranking = PoiRanking.objects.get(poi=poi)
-    now = timezone.now()
-    token = f"{run_id or 0}:{uuid.uuid4().hex[:16]}"
-    taken = (
-        PoiRanking.objects.filter(pk=ranking.pk)
-        .filter(
-            Q(claimed_by="") | Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - claim_timeout())
-        )
-        .update(claimed_by=token, claimed_at=now)
-    )
-    ranking.refresh_from_db()
-    return ranking, (token if taken else None)
-
-
-def release_claim(ranking: PoiRanking, token: str) -> None:
-    PoiRanking.objects.filter(pk=ranking.pk, claimed_by=token).update(
-        claimed_by="", claimed_at=None
-    )
 
 
 def rank_poi(
@@ -216,6 +184,15 @@ def _rank_claimed(
         if stored is not None:
             flags.resolve_flag(poi, ranking)
             reason = f"Stored {stored.source.title} (score {stored.score:.2f})"
+            blurred = [
+                s
+                for s in scored
+                if s.eligible and s.score > stored.score and s.rank_score < s.score
+            ]
+            if blurred:  # say why a higher raw score lost, for the curator comparing cards
+                reason += "; ranked below it as blurred: " + ", ".join(
+                    f"{s.source.title} ({s.score:.2f})" for s in blurred
+                )
             return Outcome.UPDATED, {**common, "reason": reason[:500], "uses_fallback": False}
         reason = "Winner download failed: " + "; ".join(failures)
         flag = flags.set_flag(poi, ranking, flags.FETCH_FAILED, reason)

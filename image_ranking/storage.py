@@ -149,23 +149,34 @@ def winner_url(candidate: Any) -> str:
 
 
 def store_candidate_as_image(candidate: Candidate, *, user: Any = None) -> None:
-    """A curator's "use this image": store it, mark it the winner, update the ranking row."""
+    """A curator's "use this image": store it, mark it the winner, update the ranking row.
+
+    Holds the POI's claim meanwhile, so a ranking job cannot overwrite the choice a moment
+    later; raises StorageError when a job is ranking the POI right now.
+    """
     from . import flags
+    from .claims import PoiBusy, holding
 
     poi = PointOfInterest.objects.select_related("city").get(pk=candidate.poi_id)
-    store_image_from_url(poi, winner_url(candidate))
-    with transaction.atomic():
-        Candidate.objects.filter(poi=poi).exclude(pk=candidate.pk).update(is_winner=False)
-        Candidate.objects.filter(pk=candidate.pk).update(is_winner=True)
-        ranking, _ = PoiRanking.objects.get_or_create(poi=poi)
-        ranking.status = PoiRanking.Status.UPDATED
-        ranking.best_score = candidate.score if ranking.best_score is None else ranking.best_score
-        who = getattr(user, "get_username", lambda: "")() if user is not None else ""
-        ranking.reason = f"Chosen by {who or 'a curator'}: {candidate.title}"[:500]
-        ranking.uses_fallback = False
-        ranking.ranked_at = timezone.now()
-        ranking.save(update_fields=["status", "best_score", "reason", "uses_fallback", "ranked_at"])
-    flags.resolve_flag(poi, ranking)
+    try:
+        with holding(poi) as ranking:
+            store_image_from_url(poi, winner_url(candidate))
+            with transaction.atomic():
+                Candidate.objects.filter(poi=poi).exclude(pk=candidate.pk).update(is_winner=False)
+                Candidate.objects.filter(pk=candidate.pk).update(is_winner=True)
+                who = getattr(user, "get_username", lambda: "")() if user is not None else ""
+                PoiRanking.objects.filter(pk=ranking.pk).update(
+                    status=PoiRanking.Status.UPDATED,
+                    best_score=ranking.best_score
+                    if ranking.best_score is not None
+                    else candidate.score,
+                    reason=f"Chosen by {who or 'a curator'}: {candidate.title}"[:500],
+                    uses_fallback=False,
+                    ranked_at=timezone.now(),
+                )
+            flags.resolve_flag(poi, ranking)
+    except PoiBusy as exc:
+        raise StorageError(str(exc)) from exc
 
 
 def _swap_in(poi: PointOfInterest, prepared: PreparedImage) -> str:

@@ -395,3 +395,33 @@ def test_thumbnail_redirected_off_the_allow_list_is_never_fetched(
     assert rows[moved.title].score is None and "not allowed" in rows[moved.title].error
     assert rows[fine.title].is_winner
     assert outside_server.requests == []
+
+
+def test_a_blurred_copy_never_wins_over_its_sharp_original(commons_server, make_poi):
+    """The sharpness check: whatever NIMA thinks of the blurred copy, the original wins and
+    the reason names the blurred copy if its raw score was higher."""
+    poi = make_poi("Convento do Carmo")
+    files = [commons_server.add_file(f"Carmo {k}.jpg", big("chelsea", k)) for k in ("blur", "crop")]
+    files.insert(1, commons_server.add_file("Carmo.jpg", big("chelsea")))
+    commons_server.set_results("Convento do Carmo", files)
+    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    rows = {c.title: c for c in Candidate.objects.filter(poi=poi)}
+    assert rows["File:Carmo.jpg"].is_winner
+    reason = PoiRanking.objects.get(poi=poi).reason
+    if rows["File:Carmo blur.jpg"].score > rows["File:Carmo.jpg"].score:
+        assert "blurred: File:Carmo blur.jpg" in reason
+
+
+def test_curator_choice_waits_for_a_running_job(commons_server, make_poi):
+    poi = make_poi("Igreja de São Roque")
+    file = commons_server.add_file("Roque.jpg", jpeg_bytes("coffee"))
+    row = Candidate.objects.create(
+        poi=poi, search_rank=1, title=file.title, image_url=commons_server.url_for_original(file)
+    )
+    state, token = ranking.claim_poi(poi, run_id=7)  # a job is ranking this POI
+    with pytest.raises(storage.StorageError, match="being ranked right now"):
+        storage.store_candidate_as_image(row)
+    ranking.release_claim(state, token)
+    storage.store_candidate_as_image(row)
+    poi.refresh_from_db()
+    assert poi.image_file and Candidate.objects.get(pk=row.pk).is_winner

@@ -1,0 +1,70 @@
+"""Job claims on POIs: whoever changes a POI's image holds its claim, so two jobs (or a job
+and a curator's click) never work on the same POI at once.
+
+A claim is one conditional UPDATE on PoiRanking (atomic on SQLite and PostgreSQL alike). A
+claim older than Django-Q's task timeout belongs to a worker that died: it may be taken over.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError
+from django.db.models import Q
+from django.utils import timezone
+
+from cities.models import PointOfInterest
+
+from .models import PoiRanking
+
+
+class PoiBusy(Exception):
+    """Another job holds the POI's claim right now."""
+
+
+def claim_timeout() -> timedelta:
+    """A claim older than Django-Q's task timeout belongs to a dead worker."""
+    return timedelta(seconds=int(settings.Q_CLUSTER.get("timeout", 300)))
+
+
+def claim_poi(poi: PointOfInterest, run_id: int | None) -> tuple[PoiRanking, str | None]:
+    """Take the POI's claim; returns its ranking row and the token, or None when it is held.
+
+    The token starts with the run id, so a skipped job can tell whether its own run holds it.
+    """
+    try:
+        ranking, _ = PoiRanking.objects.get_or_create(poi=poi)
+    except IntegrityError:  # another job created the row at the same moment
+        ranking = PoiRanking.objects.get(poi=poi)
+    now = timezone.now()
+    token = f"{run_id or 0}:{uuid.uuid4().hex[:16]}"
+    free = Q(claimed_by="") | Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - claim_timeout())
+    taken = (
+        PoiRanking.objects.filter(pk=ranking.pk)
+        .filter(free)
+        .update(claimed_by=token, claimed_at=now)
+    )
+    ranking.refresh_from_db()
+    return ranking, (token if taken else None)
+
+
+def release_claim(ranking: PoiRanking, token: str) -> None:
+    PoiRanking.objects.filter(pk=ranking.pk, claimed_by=token).update(
+        claimed_by="", claimed_at=None
+    )
+
+
+@contextmanager
+def holding(poi: PointOfInterest) -> Iterator[PoiRanking]:
+    """Hold the POI's claim for a curator's action; PoiBusy when a job is ranking it."""
+    ranking, token = claim_poi(poi, run_id=None)
+    if token is None:
+        raise PoiBusy(f"{poi.name} is being ranked right now; try again in a moment")
+    try:
+        yield ranking
+    finally:
+        release_claim(ranking, token)
