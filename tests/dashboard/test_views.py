@@ -490,3 +490,30 @@ def test_use_this_image_failure_keeps_the_poi_as_it_was(staff_client, pois, sett
     response = staff_client.post(reverse("image_ranking:use_candidate", args=[cand.pk]), **HTMX)
     assert response.status_code == 200 and "Could not use this image" in response.content.decode()
     assert snapshot() == before
+
+
+def test_card_refresh_with_a_bad_run_id_is_400(staff_client, pois):
+    _, _, poi_objs = pois
+    url = reverse("image_ranking:poi_card", args=[poi_objs[0].pk])
+    assert staff_client.get(f"{url}?run=abc").status_code == 400
+    assert staff_client.get(f"{url}?run=42").status_code == 200  # a run gone: no polling
+    assert "hx-trigger" not in staff_client.get(f"{url}?run=42").content.decode()
+
+
+def test_actions_without_javascript_redirect_back_with_a_message(staff_client, pois):
+    city, _, poi_objs = pois
+    back = f"city={city.pk}&status=missing"
+    response = staff_client.post(
+        reverse("image_ranking:start_run"), {"scope": "missing", "return_to": back}
+    )
+    assert response.status_code == 302 and response["Location"] == f"{DASH}?{back}"
+    assert RankingRun.objects.get().total == 4
+    page = staff_client.get(response["Location"])
+    assert "Run 1: 4 POIs queued." in page.content.decode()
+    response = staff_client.post(
+        reverse("image_ranking:fallback", args=[poi_objs[1].pk]), {"return_to": back}
+    )
+    assert response["Location"] == f"{DASH}?{back}#poi-{poi_objs[1].pk}"
+    response = staff_client.post(reverse("image_ranking:bootstrap"), {"return_to": back})
+    assert response.status_code == 302
+    assert "Bootstrap:" in staff_client.get(response["Location"]).content.decode()
