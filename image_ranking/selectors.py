@@ -140,6 +140,13 @@ class Tile:
     fallback: bool = False  # the current image is the category fallback
 
     @property
+    def link_url(self) -> str:
+        """Where the thumbnail links to (the Commons file page); only http(s) URLs."""
+        c = self.candidate
+        url = (c.description_url or c.image_url) if c else self.image_url
+        return url if url.startswith(("https://", "http://", "/")) else ""
+
+    @property
     def good_value(self) -> str:
         """What the Good button posts: pressing it again clears the label."""
         return "clear" if self.label == "good" else "good"

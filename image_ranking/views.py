@@ -350,11 +350,15 @@ def start_ranking_run(request: HttpRequest) -> HttpResponse:
         city = City.objects.filter(pk=data["city"]).first()
         if city is None:
             return HttpResponseBadRequest("Unknown city.", content_type="text/plain")
-    active = RankingRun.objects.filter(
-        status__in=[RankingRun.Status.QUEUED, RankingRun.Status.RUNNING]
+    # The same request twice (a double click, a second curator) would rank the same POIs
+    # twice; a different scope or city may run alongside (the rate limit is shared anyway).
+    duplicate = RankingRun.objects.filter(
+        status__in=[RankingRun.Status.QUEUED, RankingRun.Status.RUNNING],
+        scope=data["scope"],
+        city=city,
     ).first()
-    if active:
-        return _error(request, f"Run {active.pk} is still going; wait for it to end.")
+    if duplicate:
+        return _error(request, f"Run {duplicate.pk} for the same POIs is still going.")
     threshold = data["threshold"]
     run = start_run(
         scope=data["scope"],

@@ -424,9 +424,15 @@ def test_rank_missing_enqueues_jobs_and_shows_a_polling_progress_bar(staff_clien
     progress_url = reverse("image_ranking:run_progress", args=[run.pk])
     assert f'hx-get="{progress_url}" hx-trigger="every 2s"' in html
     assert "0</b> / <span data-total>4</span>" in html
-    # A second run while this one is active is refused.
-    again = staff_client.post(reverse("image_ranking:start_run"), {"scope": "all"}, **HTMX)
-    assert again.status_code == 409 and RankingRun.objects.count() == 1
+    # The same run again while this one is active (a double click) is refused...
+    again = staff_client.post(
+        reverse("image_ranking:start_run"), {"scope": "missing", "city": city.pk}, **HTMX
+    )
+    assert again.status_code == 409 and b"still going" in again.content
+    assert RankingRun.objects.count() == 1 and OrmQ.objects.count() == 4
+    # ... a different one may run alongside.
+    other = staff_client.post(reverse("image_ranking:start_run"), {"scope": "all"}, **HTMX)
+    assert other.status_code == 200 and RankingRun.objects.count() == 2
 
 
 def test_progress_stops_polling_when_the_run_ends(staff_client, db, settings):
@@ -517,3 +523,21 @@ def test_actions_without_javascript_redirect_back_with_a_message(staff_client, p
     response = staff_client.post(reverse("image_ranking:bootstrap"), {"return_to": back})
     assert response.status_code == 302
     assert "Bootstrap:" in staff_client.get(response["Location"]).content.decode()
+
+
+def test_a_candidate_link_is_never_a_script_url(staff_client, pois):
+    cand = Candidate.objects.first()
+    Candidate.objects.filter(pk=cand.pk).update(description_url="javascript:alert(1)")
+    html = staff_client.get(DASH).content.decode()
+    assert "javascript:" not in html
+
+
+def test_admin_lists_the_image_ranking_models(admin_client, pois):
+    ImageTrainingData.objects.create(poi=pois[2][0], image_url="u", label="good")
+    RankingRun.objects.create(total=1)
+    calibration.adopt_threshold(5.0)
+    for model in ["imagetrainingdata", "rankingrun", "poiranking", "candidate", "adoptedthreshold"]:
+        url = reverse(f"admin:image_ranking_{model}_changelist")
+        assert admin_client.get(url).status_code == 200, model
+    url = reverse("admin:image_ranking_imagetrainingdata_changelist")
+    assert admin_client.get(url, {"label": "good", "source__exact": "curator"}).status_code == 200
