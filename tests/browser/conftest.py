@@ -78,11 +78,17 @@ def session_cookie(user) -> str:
     return client.cookies[django_settings.SESSION_COOKIE_NAME].value
 
 
-def logged_in_page(browser, base_url: str, user, *, width: int = 1440, height: int = 1000):
+def logged_in_page(
+    browser, base_url: str, user, *, width: int = 1440, height: int = 1000, javascript=True
+):
     """A page whose browser carries the user's session cookie (no login form round trip).
     `user` is a user or a session cookie value made before the browser started."""
     cookie = user if isinstance(user, str) else session_cookie(user)
-    context = browser.new_context(viewport={"width": width, "height": height}, base_url=base_url)
+    context = browser.new_context(
+        viewport={"width": width, "height": height},
+        base_url=base_url,
+        java_script_enabled=javascript,
+    )
     context.add_cookies(
         [
             {

@@ -85,6 +85,23 @@ def test_label_a_candidate_good_it_is_marked_without_a_reload_and_stored(
     assert not ImageTrainingData.objects.exists()
 
 
+def test_without_javascript_the_same_forms_work_with_a_full_page_load(
+    browser, live_server, curator, commons_server
+):
+    city, _, pois = make_pois(4, 3, image_every=0, flag_every=0, urls=commons_urls(commons_server))
+    cand = Candidate.objects.filter(poi=pois[1]).order_by("search_rank").first()
+    page = logged_in_page(browser, live_server.url, curator, javascript=False)
+    page.goto(f"/image-ranking/?city={city.pk}&status=missing&per_page=10")
+
+    with page.expect_navigation():
+        page.locator(f"#t-c{cand.pk} button[data-key=bad]").click()
+
+    assert page.url.endswith(f"?city={city.pk}&status=missing&per_page=10#poi-{pois[1].pk}")
+    expect(page.locator(f"#t-c{cand.pk}")).to_have_class(re.compile(r"\btile--bad\b"))
+    expect(page.locator(".messages")).to_contain_text("Marked bad.")
+    assert ImageTrainingData.objects.get().label == "bad"
+
+
 def test_keyboard_loop_labels_advances_undoes_and_shows_the_keys(
     browser, live_server, curator, commons_server
 ):
