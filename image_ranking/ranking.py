@@ -151,12 +151,13 @@ def _rank_claimed(
     from .scoring import get_scorer
 
     scorer = get_scorer(model_name)  # ScoringModelMissing propagates: a deployment fault
+    # Flags are for POIs that lack a photo; one with a real image is never flagged.
+    has_real_image = bool(poi.image_file) and not ranking.uses_fallback
     try:
         found = get_commons_client().search_candidates(poi.name, limit=MAX_CANDIDATES)
     except CommonsError as exc:
         reason = f"Commons search failed: {exc}"
-        flag = flags.set_flag(poi, ranking, flags.FETCH_FAILED, reason)
-        return Outcome.FAILED, {"reason": reason[:500], "validation": flag}
+        return Outcome.FAILED, _fetch_failed(poi, ranking, reason, has_real_image)
 
     items = [_Scored(source=c) for c in found[:MAX_CANDIDATES]]
     _apply_relevance_guard(poi, items)
@@ -166,7 +167,6 @@ def _rank_claimed(
     best_score = max((s.score for s in scored), default=None)
     common = {"model_name": scorer.name, "best_score": best_score}
 
-    has_real_image = bool(poi.image_file) and not ranking.uses_fallback
     winners = sorted(
         (
             s
@@ -195,8 +195,7 @@ def _rank_claimed(
                 )
             return Outcome.UPDATED, {**common, "reason": reason[:500], "uses_fallback": False}
         reason = "Winner download failed: " + "; ".join(failures)
-        flag = flags.set_flag(poi, ranking, flags.FETCH_FAILED, reason)
-        return Outcome.FAILED, {**common, "reason": reason[:500], "validation": flag}
+        return Outcome.FAILED, {**common, **_fetch_failed(poi, ranking, reason, has_real_image)}
     if has_real_image:
         flags.resolve_flag(poi, ranking)  # the POI has an image: nothing to flag
         return Outcome.RANKED, {**common, "reason": _why_nothing(items, threshold)[:500]}
@@ -210,6 +209,17 @@ def _rank_claimed(
         if apply_category_fallback(poi, ranking=ranking):
             fields["uses_fallback"] = True
     return Outcome.FLAGGED, fields
+
+
+def _fetch_failed(
+    poi: PointOfInterest, ranking: PoiRanking, reason: str, has_real_image: bool
+) -> dict[str, Any]:
+    """A Commons or download fault: flagged `fetch_failed` unless the POI keeps a real image."""
+    if has_real_image:
+        logger.warning("POI %s keeps its image; %s", poi.pk, reason)
+        return {"reason": reason[:500]}
+    flag = flags.set_flag(poi, ranking, flags.FETCH_FAILED, reason)
+    return {"reason": reason[:500], "validation": flag}
 
 
 def _any_eligible_scored(items: list[_Scored]) -> bool:

@@ -425,3 +425,17 @@ def test_curator_choice_waits_for_a_running_job(commons_server, make_poi):
     storage.store_candidate_as_image(row)
     poi.refresh_from_db()
     assert poi.image_file and Candidate.objects.get(pk=row.pk).is_winner
+
+
+def test_commons_fault_on_a_poi_with_a_curated_image_keeps_it_unflagged(
+    commons_server, make_poi, media_root
+):
+    poi = make_poi("Museu Gulbenkian")
+    storage.store_image_bytes(poi, jpeg_bytes("astronaut"))
+    before = (media_root / poi.image_file.name).read_bytes()
+    commons_server.fail_always("api_error")
+    assert rank_poi(poi.pk, replace_existing=True) == Outcome.FAILED
+    poi.refresh_from_db()
+    assert (media_root / poi.image_file.name).read_bytes() == before
+    assert flags_of(poi) == []
+    assert "Commons search failed" in PoiRanking.objects.get(poi=poi).reason
