@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from cities.models import PoiList, PointOfInterest
@@ -93,7 +93,13 @@ def set_label(
             row.delete()
         return change
     if row is None:
-        row = ImageTrainingData(poi=poi, image_url=image_url)
+        try:
+            with transaction.atomic():  # savepoint: another tab may insert it right now
+                row = ImageTrainingData.objects.create(
+                    poi=poi, image_url=image_url, label=label, labelled_by_id=user_id
+                )
+        except IntegrityError:
+            row = ImageTrainingData.objects.select_for_update().get(poi=poi, image_url=image_url)
     row.label = label
     row.source = ImageTrainingData.Source.CURATOR
     row.thumbnail_url = thumbnail_url or row.thumbnail_url
