@@ -197,6 +197,12 @@ IMAGE_RANKING_THUMB_MAX_BYTES = env_int("IMAGE_RANKING_THUMB_MAX_BYTES", 8 * 102
 IMAGE_MAX_PIXELS = env_int("IMAGE_MAX_PIXELS", 50_000_000)
 SCORING_MODEL_DIR = Path(os.environ.get("SCORING_MODEL_DIR", BASE_DIR / "var" / "models"))
 SCORING_THREADS = env_int("SCORING_THREADS", 0)
+# The LAION predictor's CLIP ViT-L/14 image encoder (ONNX); not reachable from every machine:
+# `install_scoring_model --model laion --from-file` installs it from a local copy.
+SCORING_LAION_ENCODER_URL = os.environ.get(
+    "SCORING_LAION_ENCODER_URL",
+    "https://huggingface.co/Xenova/clip-vit-large-patch14/resolve/main/onnx/vision_model.onnx",
+)
 
 LOGGING = {
     "version": 1,

@@ -309,7 +309,7 @@ def _score_batch(items: list[_Scored], scorer: Any) -> None:
     relative = sharpness.relative_sharpness([sharpness.laplacian_variance(i) for i in images])
     for item, result, rel in zip(owners, results, relative, strict=True):
         item.score = float(result.score)
-        item.score_std = float(result.std)
+        item.score_std = None if result.std is None else float(result.std)
         item.rank_score = sharpness.ranking_score(item.score, rel)
         item.extra["sharpness"] = rel
 

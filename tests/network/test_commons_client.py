@@ -19,7 +19,9 @@ POI = "Torre de Belém"
 
 
 @pytest.fixture
-def client(commons_server):
+def client(commons_server, settings):
+    # The documented request asks for the 330px step; the production default may differ.
+    settings.IMAGE_RANKING_THUMB_WIDTH = 330
     # Short backoff and timeouts keep fault tests quick; the logic is the production one.
     return get_commons_client(backoff=0.05, timeout=(2.0, 2.0))
 
