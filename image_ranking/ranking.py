@@ -23,6 +23,7 @@ from django.utils import timezone
 from cities.models import PointOfInterest
 
 from . import flags, runs, sharpness
+from .calibration import current_threshold
 from .claims import claim_poi, claim_timeout, release_claim  # noqa: F401 (re-exported)
 from .models import Candidate, PoiRanking, RankingRun
 
@@ -87,7 +88,8 @@ def rank_poi(
             _count_once(None, run_id, Outcome.SKIPPED)  # the other run counts the work
         return Outcome.SKIPPED
     try:
-        limit = threshold if threshold is not None else float(settings.IMAGE_RANKING_THRESHOLD)
+        # No threshold given (command line, Prefect): the one curators adopted, else the setting.
+        limit = threshold if threshold is not None else current_threshold(model_name)
         outcome, fields = _rank_claimed(poi, ranking, limit, replace_existing, model_name)
         _record(ranking, run_id, outcome, {"threshold": limit, **fields})
         return outcome

@@ -6,27 +6,42 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('image_ranking', '0001_initial'),
+        ("image_ranking", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AdoptedThreshold',
+            name="AdoptedThreshold",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('model_name', models.CharField(max_length=20)),
-                ('threshold', models.FloatField()),
-                ('good_count', models.PositiveIntegerField(default=0)),
-                ('bad_count', models.PositiveIntegerField(default=0)),
-                ('accuracy', models.FloatField(blank=True, help_text='Balanced accuracy, 0-1.', null=True)),
-                ('adopted_at', models.DateTimeField(auto_now_add=True)),
-                ('adopted_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("model_name", models.CharField(max_length=20)),
+                ("threshold", models.FloatField()),
+                ("good_count", models.PositiveIntegerField(default=0)),
+                ("bad_count", models.PositiveIntegerField(default=0)),
+                (
+                    "accuracy",
+                    models.FloatField(blank=True, help_text="Balanced accuracy, 0-1.", null=True),
+                ),
+                ("adopted_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "adopted_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-adopted_at', '-pk'],
+                "ordering": ["-adopted_at", "-pk"],
             },
         ),
     ]

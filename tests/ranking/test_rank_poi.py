@@ -439,3 +439,18 @@ def test_commons_fault_on_a_poi_with_a_curated_image_keeps_it_unflagged(
     assert (media_root / poi.image_file.name).read_bytes() == before
     assert flags_of(poi) == []
     assert "Commons search failed" in PoiRanking.objects.get(poi=poi).reason
+
+
+def test_without_a_threshold_the_one_curators_adopted_is_used(commons_server, make_poi, settings):
+    from image_ranking.models import AdoptedThreshold
+
+    poi = make_poi("Miradouro da Graca")
+    commons_server.set_results(
+        "Miradouro da Graca", [commons_server.add_file("Graca.jpg", jpeg_bytes("astronaut"))]
+    )
+    settings.IMAGE_RANKING_THRESHOLD = 0.0
+    AdoptedThreshold.objects.create(model_name=settings.IMAGE_RANKING_MODEL, threshold=9.9)
+
+    assert rank_poi(poi.pk) == Outcome.FLAGGED
+    assert flags_of(poi)[0].aggregate == "below_threshold"
+    assert PoiRanking.objects.get(poi=poi).threshold == 9.9
