@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DEMO_DATA := cities/fixtures/demo/lisbon.json cities/fixtures/demo/rome.json
 
-.PHONY: run test setup venv dev-venv migrate demo staff model system-deps lint format bench clean
+.PHONY: run test setup venv dev-venv migrate demo model system-deps lint format bench demo-commons clean
 
 ## run: set up everything (venv, database, demo data, staff user, model) and start the app
 run: setup
@@ -56,6 +56,10 @@ format: dev-venv
 
 bench: dev-venv model
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+## demo-commons: a Commons stand-in with real photos for the demo POIs (offline demo, see README)
+demo-commons: dev-venv
+	$(PY) scripts/demo_commons.py
 
 clean:
 	rm -rf $(VENV) var media staticfiles db.sqlite3*

@@ -174,9 +174,10 @@ class CommonsServer:
         self._thread: threading.Thread | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
-    def start(self) -> CommonsServer:
+    def start(self, port: int = 0) -> CommonsServer:
+        """Listen on 127.0.0.1 (`port` 0: a free one) in a background thread."""
         handler = type("Handler", (_Handler,), {"stand_in": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
