@@ -1,17 +1,24 @@
-"""Which thumbnail and ranking method lets a POI's real photo beat its degraded copies?
+"""Which ranking method lets a POI's real photos beat degraded copies, without calling a sharp
+photo blurred just because another candidate shows a more detailed scene?
 
-Each "POI" is one real photo (scikit-image's samples, plus ../shared/data/nima_test_images
-when present) and three degraded copies made from it (dark, blurred, badly cropped), as
-Commons would offer a good upload next to careless ones. Every copy is thumbnailed the way
-Commons does (LANCZOS to a standard width, JPEG) and scored by the real NIMA model.
+Each "POI" is built from real photos (scikit-image's samples, plus ../shared/data/
+nima_test_images when present) and degraded copies (dark, blurred, badly cropped), as Commons
+would offer a good upload next to careless ones. Every image is thumbnailed the way Commons does
+(LANCZOS to a standard width, JPEG) and scored by the real NIMA model. Two scenarios:
+  same scene    candidates = one photo + its three degraded copies
+  mixed scenes  the same, plus two OTHER real photos (as a place's Commons photos differ:
+                sky-heavy facades next to foliage); any undegraded photo winning is right
 
-Methods compared (the pipeline's `IMAGE_RANKING_THUMB_WIDTH` and `image_ranking.sharpness`):
-  nima@330          the faithful pipeline: NIMA on the 330px thumbnail
-  nima@500          NIMA on the 500px standard rendition
-  nima@330+sharp    330px, minus a penalty for a candidate far blurrier than the POI's sharpest
-  nima@500+sharp    500px with the same sharpness check
-Reported: the share of POIs where the original wins, per method and per degradation, the
-score percentiles of originals vs degraded copies, and the threshold they suggest.
+Methods (NIMA at the width, then a 1-point penalty for what the check calls blurred):
+  nima            no sharpness check
+  +relative       previous method: Laplacian variance under 20% of the POI's sharpest
+  +near-dup       chosen method (image_ranking.sharpness): the same 20% rule, but only
+                  against near-duplicates (64-bit difference hash within 10 bits)
+  +reblur         alternative: Crete-Roffet et al. 2007 no-reference blur over an absolute cut
+Reported per scenario: the share of POIs an undegraded photo wins, how often each degraded copy
+is beaten by the original, how often a sharp (undegraded) photo is wrongly marked blurred, how
+many blurred copies are caught, how often the undegraded photo NIMA scores highest wins,
+rank-score percentiles, and the threshold the data suggests.
 
 Run: .venv/bin/python bench/blur_choice.py   (needs `python manage.py install_scoring_model`)
 """
@@ -21,6 +28,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +41,8 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
+from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from image_ranking import sharpness  # noqa: E402
@@ -41,7 +51,28 @@ from tests.fakes.images import PHOTO_NAMES, degrade, photo  # noqa: E402
 
 SHARED_IMAGES = ROOT.parent / "shared" / "data" / "nima_test_images"
 DEGRADATIONS = ("dark", "blur", "crop")
+KINDS = ("original", *DEGRADATIONS)
 WIDTHS = (330, 500)
+METHODS = ("nima", "+relative", "+near-dup", "+reblur")
+REBLUR_CUT = 0.5  # between the blurriest original (0.41) and the sharpest blur copy (0.54)
+OTHERS = 2  # different photos added to each POI in the mixed scenario
+CUTS = (4.0, 4.2, 4.4, 4.5, 4.6, 4.8)
+
+
+@dataclass
+class Shot:
+    """One thumbnail: its photo, kind, NIMA score and the sharpness features."""
+
+    photo: str
+    kind: str
+    score: float
+    laplacian: float
+    dhash: int
+    reblur: float
+
+    @property
+    def undegraded(self) -> bool:
+        return self.kind == "original"
 
 
 def real_photos() -> dict[str, Image.Image]:
@@ -62,80 +93,192 @@ def commons_thumbnail(image: Image.Image, width: int) -> Image.Image:
     return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
 
 
-def measure() -> dict:
+def reblur(image: Image.Image) -> float:
+    """Crete-Roffet et al. 2007: the share of neighbour-pixel variation that survives a 9-tap
+    blur (0 = sharp, 1 = blurred), the worse of the two directions, at the measuring width."""
+    grey = image.convert("L")
+    width = sharpness.MEASURE_WIDTH
+    grey = grey.resize((width, max(1, round(grey.height * width / grey.width))))
+    pixels = np.asarray(grey, dtype=np.float64)
+    values = []
+    for axis in (0, 1):
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (4, 4)
+        blurred = sliding_window_view(np.pad(pixels, pad, mode="edge"), 9, axis=axis).mean(-1)
+        d_sharp = np.abs(np.diff(pixels, axis=axis))
+        d_blur = np.abs(np.diff(blurred, axis=axis))
+        total = d_sharp.sum()
+        lost = np.maximum(0, d_sharp - d_blur).sum()
+        values.append((total - lost) / total if total > 0 else 1.0)
+    return float(max(values))
+
+
+def measure() -> dict[int, dict[str, dict[str, Shot]]]:
+    """shots[width][photo][kind]: every version of every photo, scored one POI per batch."""
     scorer = get_scorer("nima")
-    photos = real_photos()
-    # scores[width][poi] = {"original": s, "dark": s, ...}; sharp[width][poi] likewise
-    scores: dict[int, dict[str, dict[str, float]]] = {w: {} for w in WIDTHS}
-    sharp: dict[int, dict[str, dict[str, float]]] = {w: {} for w in WIDTHS}
-    for name, original in photos.items():
+    shots: dict[int, dict[str, dict[str, Shot]]] = {w: {} for w in WIDTHS}
+    for name, original in real_photos().items():
         versions = {"original": original} | {k: degrade(original, k) for k in DEGRADATIONS}
         for width in WIDTHS:
             thumbs = {k: commons_thumbnail(v, width) for k, v in versions.items()}
-            results = scorer.score(list(thumbs.values()))  # one batch per POI, as in ranking
-            scores[width][name] = {k: r.score for k, r in zip(thumbs, results, strict=True)}
-            rel = sharpness.relative_sharpness(
-                [sharpness.laplacian_variance(t) for t in thumbs.values()]
-            )
-            sharp[width][name] = dict(zip(thumbs, rel, strict=True))
-    return {"scores": scores, "sharp": sharp, "pois": list(photos)}
+            results = scorer.score(list(thumbs.values()))
+            shots[width][name] = {
+                kind: Shot(
+                    name,
+                    kind,
+                    r.score,
+                    sharpness.laplacian_variance(t),
+                    sharpness.difference_hash(t),
+                    reblur(t),
+                )
+                for (kind, t), r in zip(thumbs.items(), results, strict=True)
+            }
+    return shots
 
 
-def ranked(data: dict, width: int, with_sharpness: bool) -> dict[str, dict[str, float]]:
-    out = {}
-    for poi, by_kind in data["scores"][width].items():
-        out[poi] = {
-            kind: sharpness.ranking_score(s, data["sharp"][width][poi][kind])
-            if with_sharpness
-            else s
-            for kind, s in by_kind.items()
-        }
+def pois(by_photo: dict[str, dict[str, Shot]], mixed: bool) -> list[list[Shot]]:
+    """Each POI's candidates; in the mixed scenario plus the originals of the next photos."""
+    names = list(by_photo)
+    out = []
+    for index, name in enumerate(names):
+        candidates = [by_photo[name][k] for k in KINDS]
+        if mixed:
+            for step in range(1, OTHERS + 1):
+                candidates.append(by_photo[names[(index + step) % len(names)]]["original"])
+        out.append(candidates)
     return out
 
 
-def report(data: dict) -> None:
-    pois = data["pois"]
-    print(f"{len(pois)} POIs (real photos) x 4 candidates: original, {', '.join(DEGRADATIONS)}")
-    print(f"photos: {', '.join(pois)}\n")
-    header = f"{'method':<16} {'original wins':>14} " + " ".join(
-        f"{'beats ' + d:>12}" for d in DEGRADATIONS
-    )
-    print(header)
-    for width in WIDTHS:
-        for with_sharp in (False, True):
-            table = ranked(data, width, with_sharp)
-            wins = sum(1 for s in table.values() if max(s, key=s.get) == "original")
-            beats = [sum(s["original"] > s[d] for s in table.values()) for d in DEGRADATIONS]
-            label = f"nima@{width}" + ("+sharp" if with_sharp else "")
-            cells = " ".join(f"{b / len(table):>12.0%}" for b in beats)
-            print(f"{label:<16} {wins}/{len(table)} = {wins / len(table):>5.0%} {cells}")
-    print("\nRaw NIMA score percentiles (10th / 50th / 90th):")
-    for width in WIDTHS:
-        originals = [s["original"] for s in data["scores"][width].values()]
-        print(f"  {width}px originals : {percentiles(originals)}")
-        for kind in DEGRADATIONS:
-            values = [s[kind] for s in data["scores"][width].values()]
-            print(f"  {width}px {kind:<9} : {percentiles(values)}")
-    print("\nThreshold (score a photo must reach), from the chosen method nima@500+sharp:")
-    table = ranked(data, 500, True)
-    good = np.array([s["original"] for s in table.values()])
-    bad = np.array([s[d] for s in table.values() for d in DEGRADATIONS])
-    best = best_threshold(good, bad)
-    print(
-        f"  balanced accuracy is highest at {best[0]:.2f} "
-        f"(originals kept {best[1]:.0%}, degraded copies refused {best[2]:.0%})"
-    )
-    below = [poi for poi, s in table.items() if s["original"] < best[0]]
-    print(f"  originals under it: {', '.join(below) or 'none'}")
-    p10 = float(np.percentile(good, 10))
-    print(f"  10th percentile of originals: {p10:.2f} (9 in 10 good photos pass)")
-    print("  cut   originals kept   degraded refused (dark / blur / crop)")
-    for cut in (3.8, 4.0, 4.2, 4.4, 4.5, 4.6):
-        per_kind = " / ".join(
-            f"{np.mean([s[d] < cut for s in table.values()]):.0%}" for d in DEGRADATIONS
+def blurred(method: str, candidates: list[Shot]) -> list[bool]:
+    if method == "nima":
+        return [False] * len(candidates)
+    if method == "+relative":
+        best = max(c.laplacian for c in candidates)
+        return [best > 0 and c.laplacian < sharpness.BLUR_RATIO * best for c in candidates]
+    if method == "+near-dup":
+        copies = sharpness.blurred_among(
+            [c.laplacian for c in candidates], [c.dhash for c in candidates]
         )
+        return [source is not None for source in copies]
+    if method == "+reblur":
+        return [c.reblur > REBLUR_CUT for c in candidates]
+    raise ValueError(method)
+
+
+def rank_scores(method: str, candidates: list[Shot]) -> list[float]:
+    flags = blurred(method, candidates)
+    return [sharpness.ranking_score(c.score, f) for c, f in zip(candidates, flags, strict=True)]
+
+
+def report(shots: dict[int, dict[str, dict[str, Shot]]]) -> None:
+    photos = list(shots[WIDTHS[0]])
+    print(f"{len(photos)} real photos: {', '.join(photos)}")
+    for mixed in (False, True):
+        title = "mixed scenes" if mixed else "same scene"
+        extra = f" + {OTHERS} other photos" if mixed else ""
+        print(f"\n=== {title}: {len(photos)} POIs x (original, {', '.join(DEGRADATIONS)}{extra})")
         print(
-            f"  {cut:.1f}  {np.mean(good >= cut):>14.0%}   {np.mean(bad < cut):>8.0%} ({per_kind})"
+            f"{'method':<16} {'good wins':>10} "
+            + " ".join(f"{'beats ' + d:>10}" for d in DEGRADATIONS)
+            + f" {'sharp->blurred':>15} {'blur caught':>12} {'top good wins':>14}"
+        )
+        for width in WIDTHS:
+            for method in METHODS:
+                print(row(method, width, pois(shots[width], mixed)))
+        print("Rank-score percentiles at 500px (10th / 50th / 90th): undegraded | degraded")
+        for method in METHODS:
+            good, bad = split_scores(method, pois(shots[500], mixed))
+            print(f"  {method:<10} {percentiles(good)} | {percentiles(bad)}")
+        threshold_table(pois(shots[500], mixed))
+    print("\nSharpness features at 500px (min / max): original | dark | blur | crop")
+    for name, attr in (("laplacian", "laplacian"), ("reblur", "reblur")):
+        cells = []
+        for kind in KINDS:
+            values = [shots[500][p][kind].__getattribute__(attr) for p in photos]
+            cells.append(f"{min(values):.3f}/{max(values):.3f}")
+        print(f"  {name:<10} " + " | ".join(cells))
+    distances = {kind: [] for kind in KINDS[1:]}
+    for p in photos:
+        for kind in KINDS[1:]:
+            own = shots[500][p]
+            distances[kind].append((own["original"].dhash ^ own[kind].dhash).bit_count())
+    cross = [
+        (a.dhash ^ b.dhash).bit_count()
+        for i, p in enumerate(photos)
+        for q in photos[i + 1 :]
+        for a in shots[500][p].values()
+        for b in shots[500][q].values()
+    ]
+    print(
+        "  dhash bits from the original, max: "
+        + ", ".join(f"{k} {max(v)}" for k, v in distances.items())
+        + f"; between different photos (any versions), min {min(cross)}"
+        + f" (near-duplicate bound {sharpness.NEAR_DUPLICATE_BITS})"
+    )
+
+
+def row(method: str, width: int, candidate_sets: list[list[Shot]]) -> str:
+    wins = 0
+    beats = dict.fromkeys(DEGRADATIONS, 0)
+    sharp_marked = sharp_total = blur_caught = top = 0
+    for candidates in candidate_sets:
+        scores = rank_scores(method, candidates)
+        flags = blurred(method, candidates)
+        winner = candidates[int(np.argmax(scores))]
+        wins += winner.undegraded
+        original = scores[0]
+        for index, c in enumerate(candidates[: len(KINDS)]):
+            if c.kind in beats:
+                beats[c.kind] += original > scores[index]
+        for c, f in zip(candidates, flags, strict=True):
+            if c.undegraded:
+                sharp_total += 1
+                sharp_marked += f
+            elif c.kind == "blur":
+                blur_caught += f
+        # the undegraded photo NIMA likes best should win: a penalty on it is a wrong call
+        top += winner is max((c for c in candidates if c.undegraded), key=lambda c: c.score)
+    n = len(candidate_sets)
+    cells = " ".join(f"{beats[d] / n:>10.0%}" for d in DEGRADATIONS)
+    return (
+        f"{method + '@' + str(width):<16} {wins:>3}/{n} {wins / n:>4.0%} {cells}"
+        f" {sharp_marked:>6}/{sharp_total:<3} {sharp_marked / sharp_total:>4.0%}"
+        f" {blur_caught:>8}/{n:<3} {top:>10}/{n:<3}"
+    )
+
+
+def split_scores(method: str, candidate_sets: list[list[Shot]]) -> tuple[list, list]:
+    good, bad = [], []
+    for candidates in candidate_sets:
+        for c, s in zip(candidates, rank_scores(method, candidates), strict=True):
+            (good if c.undegraded else bad).append(s)
+    return good, bad
+
+
+def threshold_table(candidate_sets: list[list[Shot]]) -> None:
+    """For the chosen method: keep undegraded photos, refuse degraded copies, flag no POI that
+    has a good photo (a POI's best rank score under the cut is flagged below_threshold)."""
+    good, bad = (np.array(v) for v in split_scores("+near-dup", candidate_sets))
+    best = best_threshold(good, bad)
+    current = settings.IMAGE_RANKING_THRESHOLD
+    print(
+        f"Threshold (+near-dup@500): balanced accuracy best at {best[0]:.2f} "
+        f"(undegraded kept {best[1]:.0%}, degraded refused {best[2]:.0%}); setting: {current}"
+    )
+    print("  cut   undegraded kept   degraded refused (dark / blur / crop)   POIs flagged")
+    for cut in CUTS:
+        kinds = {d: [] for d in DEGRADATIONS}
+        flagged = 0
+        for candidates in candidate_sets:
+            scores = rank_scores("+near-dup", candidates)
+            for c, s in zip(candidates, scores, strict=True):
+                if c.kind in kinds:
+                    kinds[c.kind].append(s < cut)
+            flagged += max(scores) < cut
+        per_kind = " / ".join(f"{np.mean(v):.0%}" for v in kinds.values())
+        print(
+            f"  {cut:.1f}  {np.mean(good >= cut):>15.0%}   {np.mean(bad < cut):>8.0%} "
+            f"({per_kind}){flagged:>18}/{len(candidate_sets)}"
         )
 
 
@@ -146,14 +289,12 @@ def percentiles(values: list[float]) -> str:
 
 def best_threshold(good: np.ndarray, bad: np.ndarray) -> tuple[float, float, float]:
     """The cut (0.05 grid) with the best balanced accuracy; ties go to the lower cut."""
-    candidates = np.round(np.arange(3.0, 6.0, 0.05), 2)
     best = (0.0, 0.0, 0.0, -1.0)
-    for cut in candidates:
+    for cut in np.round(np.arange(3.0, 6.0, 0.05), 2):
         kept = float((good >= cut).mean())
         refused = float((bad < cut).mean())
-        accuracy = (kept + refused) / 2
-        if accuracy > best[3] + 1e-9:
-            best = (float(cut), kept, refused, accuracy)
+        if (kept + refused) / 2 > best[3] + 1e-9:
+            best = (float(cut), kept, refused, (kept + refused) / 2)
     return best[:3]
 
 

@@ -185,9 +185,10 @@ IMAGE_DOWNLOAD_ORIGINS = env_list(
 IMAGE_RANKING_MODEL = os.environ.get("IMAGE_RANKING_MODEL", "nima")
 IMAGE_RANKING_THRESHOLD = env_float("IMAGE_RANKING_THRESHOLD", 4.5)
 IMAGE_RANKING_WINNER_WIDTH = env_int("IMAGE_RANKING_WINNER_WIDTH", 1280)
-# 500px (a standard step), not 330: scored at 500px plus a sharpness check among the POI's
-# candidates, the real photo beat its dark/blurred/cropped copies in 12/12 POIs vs 10/12 at
-# 330px (bench/blur_choice.py); the 4.5 threshold is that run's balanced-accuracy optimum.
+# 500px (a standard step), not 330: scored at 500px plus the blurred-copy check (a candidate
+# far blurrier than a near-duplicate of itself), the real photo beat its dark/blurred/cropped
+# copies in 12/12 POIs vs 10/12 at 330px, also with two other photos among the candidates
+# (bench/blur_choice.py); the 4.5 threshold is the balanced-accuracy optimum of both scenarios.
 IMAGE_RANKING_THUMB_WIDTH = env_int("IMAGE_RANKING_THUMB_WIDTH", 500)
 IMAGE_RANKING_MAX_DISTANCE_KM = env_float("IMAGE_RANKING_MAX_DISTANCE_KM", 5.0)
 IMAGE_RANKING_FALLBACK = env_bool("IMAGE_RANKING_FALLBACK", False)

@@ -193,7 +193,9 @@ def _rank_claimed(
             ]
             if blurred:  # say why a higher raw score lost, for the curator comparing cards
                 reason += "; ranked below it as blurred: " + ", ".join(
-                    f"{s.source.title} ({s.score:.2f})" for s in blurred
+                    f"{s.source.title} ({s.score:.2f}, a blurred copy of "
+                    f"{s.extra['blurred_copy_of']})"
+                    for s in blurred
                 )
             return Outcome.UPDATED, {**common, "reason": reason[:500], "uses_fallback": False}
         reason = "Winner download failed: " + "; ".join(failures)
@@ -235,8 +237,7 @@ def _why_nothing(items: list[_Scored], threshold: float) -> str:
     if eligible:
         parts = []
         for s in sorted(eligible, key=lambda s: -s.rank_score):
-            blur = f" (blurred, ranked {s.rank_score:.2f})" if s.rank_score < s.score else ""
-            parts.append(f"{s.score:.2f}{blur}")
+            parts.append(f"{s.score:.2f}{_blur_note(s)}")
         return f"All scores below threshold {threshold:.2f}: {', '.join(parts)}"
     far = sum(1 for s in items if not s.eligible)
     broken = sum(1 for s in items if s.error)
@@ -244,6 +245,13 @@ def _why_nothing(items: list[_Scored], threshold: float) -> str:
         f"No usable candidate among {len(items)}: {far} too far from the POI, "
         f"{broken} could not be fetched or decoded"
     )
+
+
+def _blur_note(item: _Scored) -> str:
+    """Why a candidate ranks under its NIMA score, for the curator reading the reason."""
+    if "blurred_copy_of" not in item.extra:
+        return ""
+    return f" (blurred copy of {item.extra['blurred_copy_of']}, ranked {item.rank_score:.2f})"
 
 
 def _apply_relevance_guard(poi: PointOfInterest, items: list[_Scored]) -> None:
@@ -308,12 +316,15 @@ def _score_batch(items: list[_Scored], scorer: Any) -> None:
     if not images:
         return
     results = scorer.score(images)
-    relative = sharpness.relative_sharpness([sharpness.laplacian_variance(i) for i in images])
-    for item, result, rel in zip(owners, results, relative, strict=True):
+    # Only a blurred copy of another candidate (same scene) is pushed down; different photos
+    # of the place are left to the model, since their detail says nothing about focus.
+    copies = sharpness.blurred_copies(images)
+    for item, result, copy_of in zip(owners, results, copies, strict=True):
         item.score = float(result.score)
         item.score_std = None if result.std is None else float(result.std)
-        item.rank_score = sharpness.ranking_score(item.score, rel)
-        item.extra["sharpness"] = rel
+        item.rank_score = sharpness.ranking_score(item.score, blurred=copy_of is not None)
+        if copy_of is not None:
+            item.extra["blurred_copy_of"] = owners[copy_of].source.title
 
 
 def _save_candidates(

@@ -1,10 +1,12 @@
-"""Sharpness of a photo relative to its POI's other candidates.
+"""Which of a POI's candidates is a blurred copy of another, sharper candidate.
 
 Why: NIMA scores a 224x224 downscale, where a blurred photo looks almost as sharp as the
-original, so a blurred copy sometimes outscores it. The variance of the Laplacian measured on
-the same thumbnail at a fixed size separates blur well, but its absolute value depends on the
-subject (sky vs. facade), so it is only compared among one POI's candidates: a candidate far
-blurrier than the POI's sharpest one is pushed below it.
+original, so a blurred copy sometimes outscores it. The variance of the Laplacian measured at a
+fixed size separates blur well, but only between two versions of the SAME photo: its value
+depends on the subject (a sky-heavy facade has far less fine detail than foliage), so across
+different scenes it says nothing about focus. So the comparison is made only between
+near-duplicates (a small difference hash of the thumbnail; a blurred or darkened copy keeps it),
+and different photos of a place are left to NIMA alone.
 """
 
 from __future__ import annotations
@@ -13,9 +15,14 @@ import numpy as np
 from PIL import Image
 
 MEASURE_WIDTH = 320  # fixed size, so thumbnails of different widths compare fairly
-# A candidate with less than this share of the POI's best Laplacian variance counts as blurred.
+# A candidate with less than this share of a near-duplicate's Laplacian variance is blurred.
 BLUR_RATIO = 0.2
-BLUR_PENALTY = 1.0  # NIMA points taken off a blurred candidate when ranking
+BLUR_PENALTY = 1.0  # NIMA points taken off a blurred copy when ranking
+HASH_SIZE = 8  # a 9x8 grey thumbnail gives a 64-bit difference hash
+# Two candidates whose hashes differ in at most this many of 64 bits show the same scene.
+# Measured (bench/blur_choice.py): blurred copies differ by <= 4 bits, dark ones by <= 13,
+# different photos by >= 15.
+NEAR_DUPLICATE_BITS = 10
 
 
 def laplacian_variance(image: Image.Image) -> float:
@@ -40,17 +47,40 @@ def laplacian_variance(image: Image.Image) -> float:
     return float(lap.var() / (pixels.var() + 1.0))
 
 
-def relative_sharpness(values: list[float | None]) -> list[float | None]:
-    """Each value divided by the largest of the POI (1.0 = the sharpest candidate)."""
-    known = [v for v in values if v is not None]
-    best = max(known, default=0.0)
-    if best <= 0:
-        return [None if v is None else 1.0 for v in values]
-    return [None if v is None else v / best for v in values]
+def difference_hash(image: Image.Image) -> int:
+    """A 64-bit perceptual hash: is each pixel of a 9x8 grey thumbnail darker than its right
+    neighbour. Coarse on purpose, so blur and exposure barely change it."""
+    grey = image.convert("L").resize((HASH_SIZE + 1, HASH_SIZE), Image.Resampling.BILINEAR)
+    pixels = np.asarray(grey, dtype=np.int16)
+    bits = (pixels[:, 1:] > pixels[:, :-1]).flatten()
+    return int(sum(1 << i for i, bit in enumerate(bits) if bit))
 
 
-def ranking_score(score: float, relative: float | None) -> float:
-    """The score used to pick the winner: NIMA's, minus a penalty for a clearly blurred one."""
-    if relative is not None and relative < BLUR_RATIO:
-        return score - BLUR_PENALTY
-    return score
+def same_scene(hash_a: int, hash_b: int) -> bool:
+    return (hash_a ^ hash_b).bit_count() <= NEAR_DUPLICATE_BITS
+
+
+def blurred_copies(images: list[Image.Image]) -> list[int | None]:
+    """For each image, the index of a near-duplicate candidate it is a blurred copy of (the
+    sharpest such one), or None when it is not measurably blurrier than any copy of itself."""
+    sharp = [laplacian_variance(i) for i in images]
+    hashes = [difference_hash(i) for i in images]
+    return blurred_among(sharp, hashes)
+
+
+def blurred_among(sharp: list[float], hashes: list[int]) -> list[int | None]:
+    """blurred_copies on precomputed Laplacian variances and hashes."""
+    out: list[int | None] = []
+    for i, (value, own_hash) in enumerate(zip(sharp, hashes, strict=True)):
+        copies = [j for j, h in enumerate(hashes) if j != i and same_scene(own_hash, h)]
+        sharpest = max(copies, key=lambda j: sharp[j], default=None)
+        if sharpest is not None and value < BLUR_RATIO * sharp[sharpest]:
+            out.append(sharpest)
+        else:
+            out.append(None)
+    return out
+
+
+def ranking_score(score: float, blurred: bool) -> float:
+    """The score used to pick the winner: NIMA's, minus a penalty for a blurred copy."""
+    return score - BLUR_PENALTY if blurred else score

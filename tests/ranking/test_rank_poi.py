@@ -454,3 +454,46 @@ def test_without_a_threshold_the_one_curators_adopted_is_used(commons_server, ma
     assert rank_poi(poi.pk) == Outcome.FLAGGED
     assert flags_of(poi)[0].aggregate == "below_threshold"
     assert PoiRanking.objects.get(poi=poi).threshold == 9.9
+
+
+def test_a_sharp_photo_is_not_called_blurred_next_to_a_more_detailed_different_photo(
+    commons_server, make_poi
+):
+    """A place's Commons photos are different scenes: a smooth sharp photo (the astronaut) next
+    to a texture-rich one (the hubble deep field) keeps its own score, its blurred copy still
+    ranks below it, and the best NIMA photo is stored instead of the POI being flagged."""
+    poi = make_poi("Centro de Arte Moderna")
+    files = [
+        commons_server.add_file("CAM view.jpg", big("astronaut")),
+        commons_server.add_file("CAM blur.jpg", big("astronaut", "blur")),
+        commons_server.add_file("CAM detail.jpg", big("hubble")),
+    ]
+    commons_server.set_results("Centro de Arte Moderna", files)
+    assert rank_poi(poi.pk, threshold=4.5) == Outcome.UPDATED
+    rows = {c.title: c for c in Candidate.objects.filter(poi=poi)}
+    view, detail = rows["File:CAM view.jpg"], rows["File:CAM detail.jpg"]
+    assert view.score > detail.score and view.score >= 4.5
+    assert view.is_winner
+    expected = f"Stored File:CAM view.jpg (score {view.score:.2f})"
+    blur = rows["File:CAM blur.jpg"]
+    if blur.score > view.score:  # only the blurred copy is named, with the photo it copies
+        expected += (
+            f"; ranked below it as blurred: File:CAM blur.jpg ({blur.score:.2f}, "
+            "a blurred copy of File:CAM view.jpg)"
+        )
+    assert PoiRanking.objects.get(poi=poi).reason == expected
+
+
+def test_all_below_threshold_reason_names_the_sharp_copy_a_blurred_one_was_ranked_under(
+    commons_server, make_poi
+):
+    poi = make_poi("Palácio Pimenta")
+    files = [
+        commons_server.add_file("Pimenta.jpg", big("hubble")),
+        commons_server.add_file("Pimenta blur.jpg", big("hubble", "blur")),
+    ]
+    commons_server.set_results("Palácio Pimenta", files)
+    assert rank_poi(poi.pk, threshold=9.0) == Outcome.FLAGGED
+    reason = PoiRanking.objects.get(poi=poi).reason
+    blur = Candidate.objects.get(poi=poi, title="File:Pimenta blur.jpg").score
+    assert f"{blur:.2f} (blurred copy of File:Pimenta.jpg, ranked {blur - 1:.2f})" in reason
