@@ -8,6 +8,7 @@ would offer a good upload next to careless ones. Every image is thumbnailed the 
   same scene    candidates = one photo + its three degraded copies
   mixed scenes  the same, plus two OTHER real photos (as a place's Commons photos differ:
                 sky-heavy facades next to foliage); any undegraded photo winning is right
+  offline demo  the sets scripts/demo_commons.py serves (a photo, its copies, one other photo)
 
 Methods (NIMA at the width, then a 1-point penalty for what the check calls blurred):
   nima            no sharpness check
@@ -190,6 +191,7 @@ def report(shots: dict[int, dict[str, dict[str, Shot]]]) -> None:
             good, bad = split_scores(method, pois(shots[500], mixed))
             print(f"  {method:<10} {percentiles(good)} | {percentiles(bad)}")
         threshold_table(pois(shots[500], mixed))
+    demo_check(shots[500])
     print("\nSharpness features at 500px (min / max): original | dark | blur | crop")
     for name, attr in (("laplacian", "laplacian"), ("reblur", "reblur")):
         cells = []
@@ -215,6 +217,33 @@ def report(shots: dict[int, dict[str, dict[str, Shot]]]) -> None:
         + f"; between different photos (any versions), min {min(cross)}"
         + f" (near-duplicate bound {sharpness.NEAR_DUPLICATE_BITS})"
     )
+
+
+def demo_check(by_photo: dict[str, dict[str, Shot]]) -> None:
+    """The offline demo's sets (scripts/demo_commons.py): a photo, its blur/dark/crop copies
+    and one different "detail" photo per listed POI; how many are flagged below threshold."""
+    from scripts.demo_commons import listed_pois
+
+    cut = settings.IMAGE_RANKING_THRESHOLD
+    sets = []
+    for index, _poi in enumerate(listed_pois()):
+        if index % 7 == 6:
+            continue  # the demo gives these no hits
+        main = PHOTO_NAMES[index % len(PHOTO_NAMES)]
+        other = PHOTO_NAMES[(index + 3) % len(PHOTO_NAMES)]
+        sets.append([by_photo[main][k] for k in KINDS] + [by_photo[other]["original"]])
+    print(f"\n=== offline demo sets at 500px: {len(sets)} POIs with hits, threshold {cut}")
+    print(f"{'method':<12} {'flagged':>8} {'sharp->blurred':>15} {'good wins':>10}")
+    for method in METHODS:
+        flagged = marked = wins = 0
+        for candidates in sets:
+            scores = rank_scores(method, candidates)
+            flags = blurred(method, candidates)
+            flagged += max(scores) < cut
+            marked += sum(f for c, f in zip(candidates, flags, strict=True) if c.undegraded)
+            wins += candidates[int(np.argmax(scores))].undegraded
+        n = len(sets)
+        print(f"{method:<12} {flagged:>4}/{n:<3} {marked:>10}/{2 * n:<4} {wins:>6}/{n:<3}")
 
 
 def row(method: str, width: int, candidate_sets: list[list[Shot]]) -> str:
