@@ -161,8 +161,10 @@ Q_CLUSTER = {
     "timeout": env_int("Q_TIMEOUT", 300),
     "retry": env_int("Q_RETRY", 360),
     "max_attempts": env_int("Q_MAX_ATTEMPTS", 3),
-    "queue_limit": 50,
-    "bulk": 10,
+    # Tasks wait for the shared Commons rate limit (7.2 s each at 500/hour), so a worker
+    # prefetches only a few: a large local queue would have to drain before the cluster stops.
+    "queue_limit": env_int("Q_WORKERS", 2) * 2,
+    "bulk": 1,
     "poll": 0.5,
     "catch_up": False,
     "ack_failures": True,

@@ -263,7 +263,8 @@ def build_card(poi: PointOfInterest, default_threshold: float) -> Card:
             Tile(
                 key=f"p{poi.pk}",
                 image_url=url,
-                thumb_url=url,
+                # A replaced image often keeps its URL: the version defeats the browser cache.
+                thumb_url=f"{url}?v={int(poi.updated_at.timestamp())}",
                 label_url=url_for("label_current", poi.pk),
             )
         )

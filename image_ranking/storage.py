@@ -29,7 +29,7 @@ from PIL import Image
 from cities.models import PointOfInterest
 
 from .imaging import ImageRejected, open_image, to_rgb
-from .models import Candidate, PoiRanking
+from .models import Candidate, ImageTrainingData, PoiRanking
 
 logger = logging.getLogger(__name__)
 
@@ -185,10 +185,17 @@ def _swap_in(poi: PointOfInterest, prepared: PreparedImage) -> str:
     storage = poi.image_file.storage
     filename = f"image{prepared.extension}"
     target = field.generate_filename(poi, filename)
+    old_url = poi.image_file.url if poi.image_file else None
     poi.delete_image_file()
     _remove_orphan(storage, target, poi)
     poi.image_file.save(filename, ContentFile(prepared.content), save=False)
     poi.save(update_fields=["image_file", "updated_at"])
+    if old_url:
+        # Labels of the replaced file described an image that no longer exists; the new file
+        # may live at the same URL, so they would otherwise be read as labels of the new one.
+        dropped, _ = ImageTrainingData.objects.filter(poi=poi, image_url=old_url).delete()
+        if dropped:
+            logger.info("Dropped %d label(s) of the replaced image of POI %s", dropped, poi.pk)
     return poi.image_file.name
 
 

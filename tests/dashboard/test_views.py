@@ -541,3 +541,22 @@ def test_admin_lists_the_image_ranking_models(admin_client, pois):
         assert admin_client.get(url).status_code == 200, model
     url = reverse("admin:image_ranking_imagetrainingdata_changelist")
     assert admin_client.get(url, {"label": "good", "source__exact": "curator"}).status_code == 200
+
+
+def test_a_replaced_current_image_is_shown_fresh_not_from_the_browser_cache(staff_client, pois):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    _, _, poi_objs = pois
+    poi = poi_objs[0]
+    card_url = reverse("image_ranking:poi_card", args=[poi.pk])
+    before = staff_client.get(card_url, **HTMX).content.decode()
+    # A new file stored at the same path (what "use this image" does) bumps updated_at.
+    PointOfInterest.objects.filter(pk=poi.pk).update(
+        updated_at=timezone.now() + timedelta(seconds=5)
+    )
+    after = staff_client.get(card_url, **HTMX).content.decode()
+    src = f'src="{poi.image_file.url}?v='
+    assert src in before and src in after
+    assert before.split(src)[1].split('"')[0] != after.split(src)[1].split('"')[0]

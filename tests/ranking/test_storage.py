@@ -115,6 +115,24 @@ def test_replacing_removes_the_old_file_and_changes_format(make_poi, media_root)
     assert sorted(p.name for p in old.parent.iterdir()) == ["swap.png"]
 
 
+def test_labels_of_a_replaced_image_do_not_carry_over_to_the_new_one(make_poi):
+    from image_ranking.models import ImageTrainingData
+
+    poi = make_poi("Relabel")
+    storage.store_image_bytes(poi, jpeg_bytes("chelsea"))
+    old_url = poi.image_file.url
+    ImageTrainingData.objects.create(poi=poi, image_url=old_url, label="bad")
+    candidate_label = ImageTrainingData.objects.create(
+        poi=poi, image_url="https://upload.example/other.jpg", label="good"
+    )
+
+    storage.store_image_bytes(poi, jpeg_bytes("coffee"))
+
+    poi.refresh_from_db()
+    assert poi.image_file.url == old_url  # same path, different picture
+    assert list(ImageTrainingData.objects.filter(poi=poi)) == [candidate_label]
+
+
 def test_names_with_slashes_dots_accents_emoji_and_300_chars_stay_in_the_folder(
     make_poi, media_root
 ):
