@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from django.conf import settings
 from django.utils import timezone
 
 from cities.models import PointOfInterest
@@ -30,8 +29,7 @@ FALLBACK_DIR = Path(__file__).resolve().parent.parent / "static" / "image_rankin
 
 def fallback_path(category: str) -> Path | None:
     """The category's image file, or None when the category has none."""
-    folder = Path(getattr(settings, "IMAGE_RANKING_FALLBACK_DIR", FALLBACK_DIR))
-    path = folder / f"{category}.jpg"
+    path = FALLBACK_DIR / f"{category}.jpg"
     return path if path.is_file() else None
 
 

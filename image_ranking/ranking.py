@@ -30,7 +30,6 @@ from .models import Candidate, PoiRanking, RankingRun
 logger = logging.getLogger(__name__)
 
 MAX_CANDIDATES = 10
-DEFAULT_THUMB_MAX_BYTES = 8 * 1024 * 1024
 
 
 class Outcome(StrEnum):
@@ -295,7 +294,7 @@ def _score_batch(items: list[_Scored], scorer: Any) -> None:
     from .imaging import ImageRejected, open_image, to_rgb
     from .storage import max_pixels, upright
 
-    cap = int(getattr(settings, "IMAGE_RANKING_THUMB_MAX_BYTES", DEFAULT_THUMB_MAX_BYTES))
+    cap = int(settings.IMAGE_RANKING_THUMB_MAX_BYTES)
     images, owners = [], []
     for item in items:
         url = scoring_url(item.source)

@@ -34,8 +34,6 @@ from .models import Candidate, ImageTrainingData, PoiRanking
 logger = logging.getLogger(__name__)
 
 MAX_SIZE = (800, 600)
-DEFAULT_MAX_PIXELS = 50_000_000
-DEFAULT_MAX_BYTES = 25 * 1024 * 1024
 
 # EXIF orientation tag values -> the transpose that shows the photo upright.
 _ORIENTATION = {
@@ -66,11 +64,11 @@ class PreparedImage:
 
 
 def max_pixels() -> int:
-    return int(getattr(settings, "IMAGE_MAX_PIXELS", DEFAULT_MAX_PIXELS))
+    return int(settings.IMAGE_MAX_PIXELS)
 
 
 def max_download_bytes() -> int:
-    return int(getattr(settings, "IMAGE_RANKING_MAX_DOWNLOAD_BYTES", DEFAULT_MAX_BYTES))
+    return int(settings.IMAGE_RANKING_MAX_DOWNLOAD_BYTES)
 
 
 def _header(data: bytes) -> Image.Image:

@@ -53,7 +53,7 @@ def session_options():
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.inter_op_num_threads = 1
-    threads = int(getattr(settings, "SCORING_THREADS", 0) or 0)
+    threads = int(settings.SCORING_THREADS)
     if threads > 0:
         options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")

@@ -38,9 +38,6 @@ LAION_HEAD_SOURCES = [
     )
 ]
 # An ONNX export of OpenAI CLIP ViT-L/14's vision tower with projection (image_embeds, 768-d).
-LAION_ENCODER_URL = (
-    "https://huggingface.co/Xenova/clip-vit-large-patch14/resolve/main/onnx/vision_model.onnx"
-)
 LAION_HEAD_ONNX = "head.onnx"
 LAION_ENCODER_ONNX = "encoder.onnx"
 LAION_ENCODER_RECORD = "encoder.sha256"
@@ -120,7 +117,7 @@ def _encoder_checksum(directory: Path, given: str | None) -> str | None:
 def install_laion(
     root: Path,
     *,
-    encoder_url: str = LAION_ENCODER_URL,
+    encoder_url: str = "",
     encoder_sha256: str | None = None,
     encoder_file: Path | None = None,
     head_file: Path | None = None,
@@ -128,6 +125,8 @@ def install_laion(
     force: bool = False,
     log: Callable[[str], None] = lambda message: None,
 ) -> InstallReport:
+    if encoder_file is None and not encoder_url:
+        raise ValueError("install_laion needs encoder_url or encoder_file")
     directory = laion_dir(root)
     found = cache.problems(directory)
     if not found and not force:

@@ -34,8 +34,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--encoder-url",
             default=None,
-            help="LAION: where to download the CLIP encoder ONNX (default: setting "
-            "SCORING_LAION_ENCODER_URL, else a public ONNX export).",
+            help="LAION: where to download the CLIP encoder ONNX (default: the setting "
+            "SCORING_LAION_ENCODER_URL).",
         )
         parser.add_argument(
             "--encoder-sha256",
@@ -60,9 +60,7 @@ class Command(BaseCommand):
                     root, from_file=options["from_file"], force=options["force"], log=log
                 )
             elif name == "laion":
-                url = options["encoder_url"] or getattr(
-                    settings, "SCORING_LAION_ENCODER_URL", install.LAION_ENCODER_URL
-                )
+                url = options["encoder_url"] or settings.SCORING_LAION_ENCODER_URL
                 report = install.install_laion(
                     root,
                     encoder_url=url,
