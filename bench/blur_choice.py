@@ -13,7 +13,7 @@ would offer a good upload next to careless ones. Every image is thumbnailed the 
 Methods (NIMA at the width, then a 1-point penalty for what the check calls blurred):
   nima            no sharpness check
   +relative       previous method: Laplacian variance under 20% of the POI's sharpest
-  +near-dup       chosen method (image_ranking.sharpness): the same 20% rule, but only
+  +near-dup       chosen method (image_ranking.scoring.sharpness): the same 20% rule, but only
                   against near-duplicates (64-bit difference hash within 10 bits)
   +reblur         alternative: Crete-Roffet et al. 2007 no-reference blur over an absolute cut
 Reported per scenario: the share of POIs an undegraded photo wins, how often each degraded copy
@@ -46,8 +46,7 @@ from django.conf import settings  # noqa: E402
 from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from image_ranking import sharpness  # noqa: E402
-from image_ranking.scoring import get_scorer  # noqa: E402
+from image_ranking.scoring import get_scorer, sharpness  # noqa: E402
 from tests.fakes.images import PHOTO_NAMES, degrade, photo  # noqa: E402
 
 SHARED_IMAGES = ROOT.parent / "shared" / "data" / "nima_test_images"

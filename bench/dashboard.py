@@ -156,7 +156,7 @@ def main() -> None:
         from django.test import Client
 
         from cities.models import PointOfInterest
-        from image_ranking import selectors
+        from image_ranking.review import selectors
 
         user = get_user_model().objects.create_user("bench", is_staff=True)
         client = Client(HTTP_HOST="localhost")

@@ -46,7 +46,7 @@ from PIL import Image  # noqa: E402
 from cities.models import City, PoiList, PointOfInterest  # noqa: E402
 from image_ranking import scoring  # noqa: E402
 from image_ranking.models import Candidate, PoiRanking, RankingRun  # noqa: E402
-from image_ranking.runs import start_run  # noqa: E402
+from image_ranking.runs.service import start_run  # noqa: E402
 from tests.fakes.commons_server import CommonsServer  # noqa: E402
 from tests.fakes.images import PHOTO_NAMES, degrade, photo  # noqa: E402
 

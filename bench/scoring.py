@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 from django.conf import settings  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from image_ranking.imaging import open_image  # noqa: E402
+from image_ranking.scoring.imaging import open_image  # noqa: E402
 from image_ranking.scoring.nima import NimaScorer, preprocess  # noqa: E402
 from tests.fakes.images import PHOTO_NAMES, degrade, photo  # noqa: E402
 

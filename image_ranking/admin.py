@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from .models import AdoptedThreshold, Candidate, ImageTrainingData, PoiRanking, RankingRun
+from image_ranking.models import (
+    AdoptedThreshold,
+    Candidate,
+    ImageTrainingData,
+    PoiRanking,
+    RankingRun,
+)
 
 
 @admin.register(ImageTrainingData)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from image_ranking import views
+from image_ranking.review import views
 
 app_name = "image_ranking"
 

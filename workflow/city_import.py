@@ -41,8 +41,8 @@ from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from cities.models import City  # noqa: E402
 from cities.services.city_import import CityExportError, import_city_export_file  # noqa: E402
-from image_ranking import runs  # noqa: E402
 from image_ranking.models import RankingRun, Scope  # noqa: E402
+from image_ranking.runs import service as runs  # noqa: E402
 
 # 500 Commons API requests per hour (the anonymous default) rank ~370 POIs in ~45 minutes;
 # a bigger city or a busy queue needs more, so the default leaves generous headroom.

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..imaging import to_rgb
+from image_ranking.scoring.imaging import to_rgb
+
 from . import cache
 from .base import Scorer, ScoreResult, ScoringModelMissing, load_session
 from .laion_onnx import encoder_output_name

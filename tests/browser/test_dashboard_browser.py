@@ -12,8 +12,8 @@ from django.contrib.auth import get_user_model
 from PIL import Image
 
 from cities.models import City, PoiList, PointOfInterest
-from image_ranking import calibration
 from image_ranking.models import Candidate, ImageTrainingData, PoiRanking, RankingRun
+from image_ranking.review import calibration
 from tests.browser.conftest import (
     ThreadCluster,
     chromium,

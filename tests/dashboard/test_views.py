@@ -11,7 +11,6 @@ from django.urls import reverse
 from django_q.models import OrmQ
 
 from cities.models import PointOfInterest
-from image_ranking import calibration
 from image_ranking.models import (
     AdoptedThreshold,
     Candidate,
@@ -19,6 +18,7 @@ from image_ranking.models import (
     PoiRanking,
     RankingRun,
 )
+from image_ranking.review import calibration
 from tests.dashboard.factories import make_pois
 
 pytestmark = pytest.mark.django_db

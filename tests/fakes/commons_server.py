@@ -558,7 +558,7 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def commons_server(settings):
     """A running Commons stand-in; the app's settings point to it, the shared limiter is off."""
-    from image_ranking.ratelimit import reset_local_limits
+    from image_ranking.commons.ratelimit import reset_local_limits
 
     reset_local_limits()
     server = CommonsServer().start()

@@ -27,8 +27,8 @@ def main() -> int:
     import django
 
     django.setup()
-    from image_ranking.commons import CommonsError, get_commons_client
-    from image_ranking.downloads import DownloadError, fetch_image_bytes
+    from image_ranking.commons.client import CommonsError, get_commons_client
+    from image_ranking.commons.downloads import DownloadError, fetch_image_bytes
 
     client = get_commons_client()
     searches, downloads, errors = 0, 0, []

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from image_ranking.commons import (
+from image_ranking.commons.client import (
     CommonsCandidate,
     CommonsError,
     get_commons_client,
@@ -132,7 +132,7 @@ def test_limit_and_more_hits_than_asked(client, commons_server):
 
 def test_unknown_warnings_are_logged_not_fatal(client, commons_server, belem, caplog):
     commons_server.fail_next("warnings")
-    with caplog.at_level(logging.WARNING, logger="image_ranking.commons"):
+    with caplog.at_level(logging.WARNING, logger="image_ranking.commons.client"):
         assert len(client.search_candidates(POI)) == 3
     assert "Unrecognized parameter" in caplog.text
 

@@ -8,7 +8,7 @@ import io
 import pytest
 from PIL import Image
 
-from image_ranking.downloads import DownloadError, fetch_image_bytes, is_allowed
+from image_ranking.commons.downloads import DownloadError, fetch_image_bytes, is_allowed
 from tests.fakes.images import jpeg_bytes, photo
 
 CAP = 5_000_000

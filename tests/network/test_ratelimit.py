@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from image_ranking.ratelimit import (
+from image_ranking.commons.ratelimit import (
     LimiterConfig,
     RateLimitTimeout,
     SharedLimiter,
@@ -36,7 +36,7 @@ def test_block_until_makes_the_next_request_wait(caplog):
     limiter = SharedLimiter(LimiterConfig("test_api", 0, 1, 1, 30))
     limiter.block_until(time.time() + 0.8)
     started = time.monotonic()
-    with caplog.at_level(logging.INFO, logger="image_ranking.ratelimit"), limiter.slot():
+    with caplog.at_level(logging.INFO, logger="image_ranking.commons.ratelimit"), limiter.slot():
         waited = time.monotonic() - started
     assert waited >= 0.75
     assert "waited" in caplog.text

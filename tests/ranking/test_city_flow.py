@@ -17,8 +17,8 @@ from PIL import Image
 
 from cities.models import City, PointOfInterest, Validation
 from cities.services.city_import import import_city_export_file
-from image_ranking import storage
 from image_ranking.models import Candidate, PoiRanking
+from image_ranking.pipeline import storage
 from tests.conftest import REPO_ROOT
 from tests.fakes.images import PHOTO_NAMES, degrade, jpeg_bytes, photo
 

@@ -30,7 +30,7 @@ PoiList.objects.create(title="Sights", city=city).pois.add(poi)
 print(poi.pk)
 """
 RANK = """
-from image_ranking.tasks import rank_poi_task
+from image_ranking.runs.tasks import rank_poi_task
 print("OUTCOME", rank_poi_task({poi}, threshold=0, run_id={run}))
 """
 STATE = """

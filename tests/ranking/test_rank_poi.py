@@ -12,11 +12,11 @@ from django.utils import timezone
 from PIL import Image
 
 from cities.models import PointOfInterest, Validation
-from image_ranking import ranking, storage
 from image_ranking.models import Candidate, PoiRanking, RankingRun
-from image_ranking.ranking import Outcome, rank_poi
-from image_ranking.runs import select_pois
-from image_ranking.tasks import rank_poi_task
+from image_ranking.pipeline import ranking, storage
+from image_ranking.pipeline.ranking import Outcome, rank_poi
+from image_ranking.runs.service import select_pois
+from image_ranking.runs.tasks import rank_poi_task
 from tests.fakes.images import degrade, encode, jpeg_bytes, photo
 
 from .helpers import (

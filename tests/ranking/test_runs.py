@@ -10,8 +10,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django_q.models import OrmQ
 
-from image_ranking import runs, storage
 from image_ranking.models import PoiRanking, RankingRun
+from image_ranking.pipeline import storage
+from image_ranking.runs import service as runs
 from tests.fakes.images import jpeg_bytes
 
 from .helpers import FixedScorer
@@ -56,7 +57,7 @@ def test_start_run_enqueues_one_django_q_task_per_poi_and_the_last_one_finishes_
     assert run.total == 3 and run.status == RankingRun.Status.QUEUED
     queued = [entry.task for entry in OrmQ.objects.all()]
     assert sorted(task["args"][0] for task in queued) == sorted(p.pk for p in pois)
-    assert {task["func"] for task in queued} == {"image_ranking.tasks.rank_poi_task"}
+    assert {task["func"] for task in queued} == {"image_ranking.runs.tasks.rank_poi_task"}
     assert runs.run_result(run)["status"] == "queued"
 
     for task in queued:  # what a Django-Q worker does with each
@@ -148,7 +149,7 @@ def test_sync_command_without_the_model_fails_once_and_clearly(make_poi, monkeyp
 def test_django_q_redelivers_only_after_a_claim_is_stale(settings):
     """A task is handed out again `retry` seconds after it started; by then its claim (as old
     as the task timeout) must be stale, or the retry would be skipped forever."""
-    from image_ranking.ranking import claim_timeout
+    from image_ranking.pipeline.ranking import claim_timeout
 
     q = settings.Q_CLUSTER
     assert q["retry"] > q["timeout"]

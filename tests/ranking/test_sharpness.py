@@ -9,7 +9,7 @@ from itertools import combinations
 import pytest
 from PIL import Image
 
-from image_ranking import sharpness
+from image_ranking.scoring import sharpness
 from tests.fakes.images import PHOTO_NAMES, jpeg_bytes
 
 DEGRADATIONS = ("dark", "blur", "crop")

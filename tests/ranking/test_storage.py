@@ -9,8 +9,8 @@ from django.db import connection
 from PIL import Image
 
 from cities.models import PointOfInterest
-from image_ranking import storage
 from image_ranking.models import Candidate, PoiRanking
+from image_ranking.pipeline import storage
 from tests.fakes.images import encode, jpeg_bytes, photo
 
 from .helpers import (

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from image_ranking.imaging import ImageRejected, open_image, to_rgb
+from image_ranking.scoring.imaging import ImageRejected, open_image, to_rgb
 from tests.fakes.images import encode, jpeg_bytes, photo
 
 

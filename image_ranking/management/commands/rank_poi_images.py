@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cities.models import City
 from image_ranking.models import Scope
-from image_ranking.runs import run_result, start_run
+from image_ranking.runs.service import run_result, start_run
 
 
 class Command(BaseCommand):

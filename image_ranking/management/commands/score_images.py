@@ -11,8 +11,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from image_ranking.imaging import DEFAULT_MAX_PIXELS, ImageRejected, open_image
 from image_ranking.scoring import ScoringModelMissing, get_scorer
+from image_ranking.scoring.imaging import DEFAULT_MAX_PIXELS, ImageRejected, open_image
 from image_ranking.scoring.registry import MODEL_NAMES
 
 BATCH = 16

@@ -15,8 +15,7 @@ from django.db.models import Case, Count, Exists, F, OuterRef, Prefetch, Q, Quer
 from django.urls import reverse
 
 from cities.models import City, PoiList, PointOfInterest
-
-from .models import Candidate, ImageTrainingData, PoiRanking, RankingRun
+from image_ranking.models import Candidate, ImageTrainingData, PoiRanking, RankingRun
 
 STATUSES = {
     "missing": "Missing image",

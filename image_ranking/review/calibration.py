@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db.models import Count, F, FloatField
 from django.db.models.functions import Cast, Floor
 
-from .models import AdoptedThreshold, ImageTrainingData
+from image_ranking.models import AdoptedThreshold, ImageTrainingData
 
 BIN = 0.1  # resolution of the threshold search
 CHART_BIN = 0.5  # bar width of the chart

@@ -28,9 +28,9 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
 from cities.models import City, PointOfInterest
-
-from . import calibration, labels, selectors
-from .forms import (
+from image_ranking.models import Candidate, RankingRun, Scope
+from image_ranking.review import calibration, labels, selectors
+from image_ranking.review.forms import (
     BootstrapForm,
     FilterForm,
     LabelForm,
@@ -38,8 +38,7 @@ from .forms import (
     ThresholdForm,
     filters_from_return_to,
 )
-from .models import Candidate, RankingRun, Scope
-from .selectors import Filters
+from image_ranking.review.selectors import Filters
 
 logger = logging.getLogger(__name__)
 
@@ -282,8 +281,8 @@ def undo_label(request: HttpRequest) -> HttpResponse:
 @require_POST
 def use_candidate(request: HttpRequest, candidate_id: int) -> HttpResponse:
     """Store this candidate as the POI's image (the pipeline's storage path)."""
-    from .downloads import DownloadError
-    from .storage import StorageError, store_candidate_as_image
+    from image_ranking.commons.downloads import DownloadError
+    from image_ranking.pipeline.storage import StorageError, store_candidate_as_image
 
     candidate = get_object_or_404(Candidate.objects.select_related("poi"), pk=candidate_id)
     try:
@@ -301,7 +300,7 @@ def use_candidate(request: HttpRequest, candidate_id: int) -> HttpResponse:
 @staff_member_required
 @require_POST
 def rerank_poi(request: HttpRequest, poi_id: int) -> HttpResponse:
-    from .runs import start_run
+    from image_ranking.runs.service import start_run
 
     poi = get_object_or_404(PointOfInterest, pk=poi_id)
     if not poi.lists.exists():
@@ -318,8 +317,8 @@ def rerank_poi(request: HttpRequest, poi_id: int) -> HttpResponse:
 @staff_member_required
 @require_POST
 def apply_fallback(request: HttpRequest, poi_id: int) -> HttpResponse:
-    from .fallback import apply_category_fallback
-    from .storage import StorageError
+    from image_ranking.pipeline.fallback import apply_category_fallback
+    from image_ranking.pipeline.storage import StorageError
 
     poi = get_object_or_404(PointOfInterest, pk=poi_id)
     try:
@@ -339,7 +338,7 @@ def apply_fallback(request: HttpRequest, poi_id: int) -> HttpResponse:
 @staff_member_required
 @require_POST
 def start_ranking_run(request: HttpRequest) -> HttpResponse:
-    from .runs import start_run
+    from image_ranking.runs.service import start_run
 
     form = RunForm(request.POST)
     if not form.is_valid():

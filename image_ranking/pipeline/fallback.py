@@ -19,12 +19,11 @@ from pathlib import Path
 from django.utils import timezone
 
 from cities.models import PointOfInterest
-
-from .models import PoiRanking
+from image_ranking.models import PoiRanking
 
 logger = logging.getLogger(__name__)
 
-FALLBACK_DIR = Path(__file__).resolve().parent.parent / "static" / "image_ranking" / "fallback"
+FALLBACK_DIR = Path(__file__).resolve().parents[2] / "static" / "image_ranking" / "fallback"
 
 
 def fallback_path(category: str) -> Path | None:
@@ -41,8 +40,8 @@ def apply_category_fallback(poi: PointOfInterest, *, ranking: PoiRanking | None 
     click passes none, and the POI's claim is held meanwhile (StorageError when a job is
     ranking it right now).
     """
-    from .claims import PoiBusy, holding
-    from .storage import StorageError
+    from image_ranking.pipeline.claims import PoiBusy, holding
+    from image_ranking.pipeline.storage import StorageError
 
     if ranking is not None:
         return _apply(poi, ranking)
@@ -54,7 +53,7 @@ def apply_category_fallback(poi: PointOfInterest, *, ranking: PoiRanking | None 
 
 
 def _apply(poi: PointOfInterest, ranking: PoiRanking) -> bool:
-    from .storage import store_image_bytes
+    from image_ranking.pipeline.storage import store_image_bytes
 
     poi = PointOfInterest.objects.select_related("city").get(pk=poi.pk)
     ranking.refresh_from_db()

@@ -15,8 +15,8 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from django.conf import settings
 
-from image_ranking.commons import retry_after_seconds, user_agent
-from image_ranking.ratelimit import RateLimitTimeout, media_limiter
+from image_ranking.commons.client import retry_after_seconds, user_agent
+from image_ranking.commons.ratelimit import RateLimitTimeout, media_limiter
 
 logger = logging.getLogger(__name__)
 

@@ -15,13 +15,12 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from cities.models import City, PointOfInterest
-
-from .models import RankingRun, Scope
+from image_ranking.models import RankingRun, Scope
 
 logger = logging.getLogger(__name__)
 
 ENQUEUE_BATCH = 50
-TASK_PATH = "image_ranking.tasks.rank_poi_task"
+TASK_PATH = "image_ranking.runs.tasks.rank_poi_task"
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -102,7 +101,7 @@ def start_run(
         RankingRun.objects.filter(pk=run.pk).update(
             status=RankingRun.Status.RUNNING, started_at=timezone.now()
         )
-        from .tasks import rank_poi_task  # late: ranking loads the scorer stack
+        from image_ranking.runs.tasks import rank_poi_task  # late: ranking loads the scorer stack
 
         for done, poi_id in enumerate(ids, start=1):
             rank_poi_task(poi_id, **options)

@@ -13,8 +13,7 @@ import logging
 from django.db import transaction
 
 from cities.models import PointOfInterest, Validation
-
-from .models import PoiRanking
+from image_ranking.models import PoiRanking
 
 logger = logging.getLogger(__name__)
 

@@ -21,11 +21,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from cities.models import PointOfInterest
-
-from . import flags, runs, sharpness
-from .calibration import current_threshold
-from .claims import claim_poi, claim_timeout, release_claim  # noqa: F401 (re-exported)
-from .models import Candidate, PoiRanking, RankingRun
+from image_ranking.models import Candidate, PoiRanking, RankingRun
+from image_ranking.pipeline import flags
+from image_ranking.pipeline.claims import claim_poi, claim_timeout, release_claim  # noqa: F401 (re-exported)
+from image_ranking.review.calibration import current_threshold
+from image_ranking.runs import service as runs
+from image_ranking.scoring import sharpness
 
 logger = logging.getLogger(__name__)
 
@@ -148,8 +149,8 @@ def _rank_claimed(
     replace_existing: bool,
     model_name: str | None,
 ) -> tuple[Outcome, dict[str, Any]]:
-    from .commons import CommonsError, get_commons_client
-    from .scoring import get_scorer
+    from image_ranking.commons.client import CommonsError, get_commons_client
+    from image_ranking.scoring import get_scorer
 
     scorer = get_scorer(model_name)  # ScoringModelMissing propagates: a deployment fault
     # Flags are for POIs that lack a photo; one with a real image is never flagged.
@@ -207,7 +208,7 @@ def _rank_claimed(
     flag = flags.set_flag(poi, ranking, aggregate, reason)
     fields = {**common, "reason": reason[:500], "validation": flag}
     if settings.IMAGE_RANKING_FALLBACK and not poi.image_file:
-        from .fallback import apply_category_fallback
+        from image_ranking.pipeline.fallback import apply_category_fallback
 
         if apply_category_fallback(poi, ranking=ranking):
             fields["uses_fallback"] = True
@@ -280,7 +281,7 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 def scoring_url(candidate: Any) -> str:
     """The rendition that is scored: IMAGE_RANKING_THUMB_WIDTH wide (a standard step), or the
     original when it is not wider than that (Commons never upscales)."""
-    from .commons import rendition_url
+    from image_ranking.commons.client import rendition_url
 
     width = int(settings.IMAGE_RANKING_THUMB_WIDTH)
     if not candidate.thumb_url or (candidate.width and candidate.width <= width):
@@ -290,9 +291,9 @@ def scoring_url(candidate: Any) -> str:
 
 def _score_batch(items: list[_Scored], scorer: Any) -> None:
     """Fetch every thumbnail into memory, then score all decodable ones in ONE batch."""
-    from .downloads import DownloadError, fetch_image_bytes
-    from .imaging import ImageRejected, open_image, to_rgb
-    from .storage import max_pixels, upright
+    from image_ranking.commons.downloads import DownloadError, fetch_image_bytes
+    from image_ranking.pipeline.storage import max_pixels, upright
+    from image_ranking.scoring.imaging import ImageRejected, open_image, to_rgb
 
     cap = int(settings.IMAGE_RANKING_THUMB_MAX_BYTES)
     images, owners = [], []
@@ -365,8 +366,8 @@ def _store_first(
     poi: PointOfInterest, winners: list[_Scored], rows: dict[int, Candidate]
 ) -> tuple[_Scored | None, list[str]]:
     """Store the best winner; if its download or decode fails, the next one above threshold."""
-    from .downloads import DownloadError
-    from .storage import StorageError, store_image_from_url, winner_url
+    from image_ranking.commons.downloads import DownloadError
+    from image_ranking.pipeline.storage import StorageError, store_image_from_url, winner_url
 
     failures = []
     for item in winners:

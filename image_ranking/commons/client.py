@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from django.conf import settings
 
-from image_ranking.ratelimit import RateLimitTimeout, api_limiter
+from image_ranking.commons.ratelimit import RateLimitTimeout, api_limiter
 
 logger = logging.getLogger(__name__)
 

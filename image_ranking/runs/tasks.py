@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from .ranking import Outcome, rank_poi, record_unexpected_failure
+from image_ranking.pipeline.ranking import Outcome, rank_poi, record_unexpected_failure
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from cities.models import PoiList, PointOfInterest
-
-from .models import Candidate, ImageTrainingData, PoiRanking
+from image_ranking.models import Candidate, ImageTrainingData, PoiRanking
 
 Label = ImageTrainingData.Label
 UNDO_KEY = "image_ranking_undo"

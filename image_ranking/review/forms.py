@@ -5,9 +5,9 @@ from __future__ import annotations
 from django import forms
 from django.http import QueryDict
 
-from .calibration import SCORE_MAX
-from .models import Scope
-from .selectors import DEFAULT_PER_PAGE, PER_PAGE_CHOICES, STATUSES, Filters
+from image_ranking.models import Scope
+from image_ranking.review.calibration import SCORE_MAX
+from image_ranking.review.selectors import DEFAULT_PER_PAGE, PER_PAGE_CHOICES, STATUSES, Filters
 
 LABEL_CHOICES = [("good", "Good"), ("bad", "Bad"), ("clear", "Clear")]
 

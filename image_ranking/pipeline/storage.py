@@ -27,9 +27,8 @@ from django.utils import timezone
 from PIL import Image
 
 from cities.models import PointOfInterest
-
-from .imaging import ImageRejected, open_image, to_rgb
-from .models import Candidate, ImageTrainingData, PoiRanking
+from image_ranking.models import Candidate, ImageTrainingData, PoiRanking
+from image_ranking.scoring.imaging import ImageRejected, open_image, to_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +125,7 @@ def store_image_bytes(poi: PointOfInterest, data: bytes) -> str:
 
 def store_image_from_url(poi: PointOfInterest, url: str) -> None:
     """Download (allow-listed origins, size cap) and store as the POI's image."""
-    from .downloads import fetch_image_bytes
+    from image_ranking.commons.downloads import fetch_image_bytes
 
     data = fetch_image_bytes(url, max_bytes=max_download_bytes())
     name = store_image_bytes(poi, data)
@@ -136,7 +135,7 @@ def store_image_from_url(poi: PointOfInterest, url: str) -> None:
 def winner_url(candidate: Any) -> str:
     """The URL to download a winner from: a standard rendition (robot policy), or the
     original when IMAGE_RANKING_WINNER_WIDTH=0 or the original is not wider than it."""
-    from .commons import rendition_url
+    from image_ranking.commons.client import rendition_url
 
     width = int(settings.IMAGE_RANKING_WINNER_WIDTH)
     if width <= 0 or not candidate.thumb_url:
@@ -152,8 +151,8 @@ def store_candidate_as_image(candidate: Candidate, *, user: Any = None) -> None:
     Holds the POI's claim meanwhile, so a ranking job cannot overwrite the choice a moment
     later; raises StorageError when a job is ranking the POI right now.
     """
-    from . import flags
-    from .claims import PoiBusy, holding
+    from image_ranking.pipeline import flags
+    from image_ranking.pipeline.claims import PoiBusy, holding
 
     poi = PointOfInterest.objects.select_related("city").get(pk=candidate.poi_id)
     try:

@@ -18,8 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from cities.models import PointOfInterest
-
-from .models import PoiRanking
+from image_ranking.models import PoiRanking
 
 
 class PoiBusy(Exception):

@@ -1,0 +1,1 @@
+"""The curators' review dashboard: views, forms, selectors, labels and calibration."""

@@ -1,0 +1,1 @@
+"""Ranking runs: which POIs, one Django-Q task each, and how a run ends."""
