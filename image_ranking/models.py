@@ -1,7 +1,10 @@
 """Models of the image-ranking feature.
 
-- `RankingRun`: one "rank missing/all" request and its progress counters (the dashboard's bar).
-- `PoiRanking`: the latest ranking state of one POI (status, winner, flag, job claim).
+- `RankingRun`: one "rank missing/all" request (or one POI's re-rank).
+- `RankingRunItem`: what happened to one POI in one run; a run's progress is a query over them.
+- `PoiRanking`: the latest ranking state of one POI (status, image origin, flag, job claim).
+- `RankablePoi`: PointOfInterest with the one definition of each state ("in lists", "missing",
+  "flagged", ...) as QuerySet methods; every caller uses them.
 - `Candidate`: a Commons image found for a POI, with its score (dashboard + training data).
 - `ImageTrainingData`: a curator's good/bad label of one image of one POI (the spec's model).
 - `RateLimitBucket` / `RateLimitSlot`: the token bucket and the in-flight slots shared by every
@@ -10,9 +13,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.db import models
-from django.db.models import F
+from django.db.models import Count, Exists, F, OuterRef, Q
 
 from cities.models import City, PointOfInterest, Validation
 
@@ -23,23 +28,32 @@ class Scope(models.TextChoices):
 
 
 class RankingRun(models.Model):
+    """One "rank" request. What happened to each of its POIs is a `RankingRunItem`; progress,
+    counts and "finished" are queries over those (`tally()`), never counters."""
+
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         FINISHED = "finished", "Finished"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
 
+    class Kind(models.TextChoices):
+        BATCH = "batch", "Batch"
+        POI = "poi", "One POI"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.BATCH)
     scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.MISSING)
     city = models.ForeignKey(City, on_delete=models.SET_NULL, null=True, blank=True)
     threshold = models.FloatField(null=True, blank=True, help_text="Empty: the setting.")
     replace_existing = models.BooleanField(default=False)
     model_name = models.CharField(max_length=20, blank=True, default="")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    total = models.PositiveIntegerField(default=0)
-    processed = models.PositiveIntegerField(default=0)
-    updated = models.PositiveIntegerField(default=0)
-    flagged = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
+    # Set while the run is active, cleared when it ends: the unique constraint makes "one
+    # active batch run per scope and city" atomic (two quick clicks start one run).
+    active_key = models.CharField(max_length=60, null=True, blank=True, unique=True)  # noqa: DJ001
     message = models.CharField(max_length=500, blank=True, default="")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
@@ -47,6 +61,7 @@ class RankingRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    swept_at = models.DateTimeField(null=True, blank=True, help_text="Last check for lost items.")
 
     class Meta:
         ordering = ["-created_at"]
@@ -56,13 +71,83 @@ class RankingRun(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.status in {self.Status.QUEUED, self.Status.RUNNING}
+        return self.status in self.ACTIVE
 
-    def count(self, **increments: int) -> None:
-        """Atomically add to the progress counters (workers update the same row)."""
-        RankingRun.objects.filter(pk=self.pk).update(
-            **{name: F(name) + value for name, value in increments.items()}
+    def tally(self) -> RunTally:
+        """How many of the run's POIs ended how (one query)."""
+        return RunTally.of(self.items.all())
+
+
+@dataclass(frozen=True)
+class RunTally:
+    """A run's counts, derived from its items."""
+
+    total: int = 0
+    processed: int = 0
+    updated: int = 0
+    ranked: int = 0
+    flagged: int = 0
+    failed: int = 0
+    skipped: int = 0
+    cancelled: int = 0
+    running: int = 0
+
+    @classmethod
+    def of(cls, items: models.QuerySet) -> RunTally:
+        O = RankingRunItem.Outcome  # noqa: N806
+        row = items.aggregate(
+            total=Count("pk"),
+            processed=Count("pk", filter=Q(outcome__in=FINAL_OUTCOMES)),
+            updated=Count("pk", filter=Q(outcome=O.UPDATED)),
+            ranked=Count("pk", filter=Q(outcome=O.RANKED)),
+            flagged=Count("pk", filter=Q(outcome=O.FLAGGED)),
+            failed=Count("pk", filter=Q(outcome=O.FAILED)),
+            skipped=Count("pk", filter=Q(outcome=O.SKIPPED)),
+            cancelled=Count("pk", filter=Q(outcome=O.CANCELLED)),
+            running=Count("pk", filter=Q(outcome=O.RUNNING)),
         )
+        return cls(**row)
+
+
+class RankingRunItem(models.Model):
+    """What happened to one POI in one run; written insert-or-update by the per-POI function
+    (and by the sweep for items whose task is lost), so each POI counts exactly once."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "Queued"
+        RUNNING = "running", "Running"
+        UPDATED = "updated", "Image stored"
+        RANKED = "ranked", "Ranked (image kept)"
+        FLAGGED = "flagged", "Flagged"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped (another job had it)"
+        CANCELLED = "cancelled", "Cancelled"
+
+    run = models.ForeignKey(RankingRun, on_delete=models.CASCADE, related_name="items")
+    poi = models.ForeignKey(PointOfInterest, on_delete=models.CASCADE, related_name="run_items")
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.PENDING)
+    reason = models.CharField(max_length=500, blank=True, default="")
+    task_id = models.CharField(max_length=32, blank=True, default="", help_text="Django-Q task.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "poi"], name="one_item_per_poi_and_run")
+        ]
+        indexes = [models.Index(fields=["run", "outcome"]), models.Index(fields=["finished_at"])]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} · POI {self.poi_id}: {self.outcome}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.outcome in FINAL_OUTCOMES
+
+
+OPEN_OUTCOMES = (RankingRunItem.Outcome.PENDING, RankingRunItem.Outcome.RUNNING)
+FINAL_OUTCOMES = tuple(o for o in RankingRunItem.Outcome if o not in OPEN_OUTCOMES)
 
 
 class PoiRanking(models.Model):
@@ -72,6 +157,12 @@ class PoiRanking(models.Model):
         UPDATED = "updated", "Image stored"
         FLAGGED = "flagged", "Flagged"
         FAILED = "failed", "Failed"
+
+    class Origin(models.TextChoices):
+        EXISTING = "", "Curated (not from image ranking)"
+        PIPELINE = "pipeline", "Stored by the pipeline"
+        CURATOR = "curator", "Chosen by a curator"
+        FALLBACK = "fallback", "Category fallback"
 
     poi = models.OneToOneField(PointOfInterest, on_delete=models.CASCADE, related_name="ranking")
     run = models.ForeignKey(RankingRun, on_delete=models.SET_NULL, null=True, blank=True)
@@ -83,7 +174,11 @@ class PoiRanking(models.Model):
     validation = models.ForeignKey(
         Validation, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    uses_fallback = models.BooleanField(default=False)
+    # Where the POI's current image came from; empty = not from image ranking (it was there
+    # before: a curated image). Bootstrap labels only curated and curator-chosen images good.
+    image_origin = models.CharField(
+        max_length=10, choices=Origin.choices, blank=True, default=Origin.EXISTING
+    )
     # A job claims the POI before working on it, so two jobs never rank it at once; a claim
     # older than the task timeout is stale (its worker died) and may be taken over.
     claimed_by = models.CharField(max_length=64, blank=True, default="")
@@ -92,6 +187,10 @@ class PoiRanking(models.Model):
 
     def __str__(self) -> str:
         return f"{self.poi} ({self.status})"
+
+    @property
+    def uses_fallback(self) -> bool:
+        return self.image_origin == self.Origin.FALLBACK
 
 
 class Candidate(models.Model):
@@ -113,6 +212,9 @@ class Candidate(models.Model):
     ineligible_reason = models.CharField(max_length=200, blank=True, default="")
     score = models.FloatField(null=True, blank=True)
     score_std = models.FloatField(null=True, blank=True)
+    # The score the winner choice uses (the model's, minus penalties such as a blurred copy's):
+    # "below threshold" marks compare this one.
+    rank_score = models.FloatField(null=True, blank=True)
     model_name = models.CharField(max_length=20, blank=True, default="")
     error = models.CharField(max_length=500, blank=True, default="")
     is_winner = models.BooleanField(default=False)
@@ -145,6 +247,8 @@ class ImageTrainingData(models.Model):
     thumbnail_url = models.CharField(max_length=1000, blank=True, default="")
     label = models.CharField(max_length=4, choices=Label.choices)
     aesthetic_score = models.FloatField(null=True, blank=True)
+    # The model that gave `aesthetic_score`: calibration works per model.
+    model_name = models.CharField(max_length=20, blank=True, default="")
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.CURATOR)
     labelled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
@@ -214,3 +318,63 @@ class AdoptedThreshold(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_name}: {self.threshold:.2f}"
+
+
+class RankablePoiQuerySet(models.QuerySet):
+    """The one definition of each POI state image ranking knows. Runs, the dashboard's counts
+    and filters, labels and the Prefect task all use these, so they always agree.
+
+    A POI's image is *real* when it has one that is not the category fallback; a POI is
+    *missing* when it has no real image (none, or only the fallback), so "Missing image" and
+    "Rank missing" take the same POIs.
+    """
+
+    def in_lists(self, list_id: int | None = None) -> RankablePoiQuerySet:
+        """In at least one list (Exists, so a POI in several lists appears once)."""
+        through = PointOfInterest.lists.through.objects.filter(pointofinterest_id=OuterRef("pk"))
+        if list_id:
+            through = through.filter(poilist_id=list_id)
+        return self.filter(Exists(through))
+
+    def in_city(self, city: City | int | str | None) -> RankablePoiQuerySet:
+        """`city` is a City, its pk or its name (case-insensitive); None = every city."""
+        if city is None:
+            return self
+        if isinstance(city, City):
+            return self.filter(city=city)
+        if isinstance(city, int):
+            return self.filter(city_id=city)
+        return self.filter(city__name__iexact=str(city))
+
+    def with_real_image(self) -> RankablePoiQuerySet:
+        return self.filter(_HAS_FILE).exclude(_FALLBACK)
+
+    def missing(self) -> RankablePoiQuerySet:
+        return self.exclude(_HAS_FILE & ~_FALLBACK)
+
+    def uses_fallback(self) -> RankablePoiQuerySet:
+        return self.filter(_HAS_FILE & _FALLBACK)
+
+    def flagged(self) -> RankablePoiQuerySet:
+        """With an open image-ranking flag (any reason: no images, below threshold, fetch
+        failed, internal error)."""
+        return self.filter(ranking__validation__isnull=False)
+
+    def ranked(self) -> RankablePoiQuerySet:
+        """Candidates fetched and scored at least once."""
+        return self.filter(ranking__status__in=RANKED_STATUSES)
+
+
+_HAS_FILE = Q(image_file__isnull=False) & ~Q(image_file="")
+_FALLBACK = Q(ranking__image_origin=PoiRanking.Origin.FALLBACK)
+RANKED_STATUSES = (PoiRanking.Status.RANKED, PoiRanking.Status.UPDATED, PoiRanking.Status.FLAGGED)
+
+
+class RankablePoi(PointOfInterest):
+    """A PointOfInterest as image ranking sees it: `RankablePoi.objects.in_lists().missing()`."""
+
+    objects = RankablePoiQuerySet.as_manager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "point of interest"

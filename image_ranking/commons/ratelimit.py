@@ -35,7 +35,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -43,6 +43,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
 
+from image_ranking.commons import budget
 from image_ranking.models import RateLimitBucket, RateLimitSlot
 
 logger = logging.getLogger(__name__)
@@ -88,12 +89,14 @@ class SharedLimiter:
     def slot(self, max_wait: float | None = None) -> Iterator[None]:
         """Wait for a free slot and a token (and for any block to pass), then hold the slot.
 
-        Raises RateLimitTimeout when the wait would exceed `max_wait` seconds.
+        Raises RateLimitTimeout when the wait would exceed `max_wait` seconds, and
+        BudgetExhausted when it would overrun the current work's time budget.
         """
         started = time.monotonic()
+        max_wait, over = _bounded_wait(self.config.name, max_wait)
         deadline = None if max_wait is None else started + max_wait
         holder = f"{self.holder}:{threading.get_ident()}:{uuid.uuid4().hex[:8]}"
-        index = self._acquire(holder, deadline)
+        index = self._acquire(holder, deadline, over)
         try:
             waited = time.monotonic() - started
             if waited >= LOG_WAIT_SECONDS:
@@ -131,7 +134,12 @@ class SharedLimiter:
                 ignore_conflicts=True,
             )
 
-    def _acquire(self, holder: str, deadline: float | None) -> int:
+    def _acquire(
+        self,
+        holder: str,
+        deadline: float | None,
+        over: Callable[[float], Exception] | None = None,
+    ) -> int:
         """Lease a slot, then take a token while holding it; returns the slot index.
 
         The token is taken only once the slot is held, so requests queued behind a slow one
@@ -145,7 +153,7 @@ class SharedLimiter:
             if deadline is not None and time.monotonic() + wait > deadline:
                 if index >= 0:
                     self._release(index, holder)
-                raise RateLimitTimeout(self.config.name, wait)
+                raise (over or (lambda w: RateLimitTimeout(self.config.name, w)))(wait)
             if index >= 0 and wait > self.config.lease_seconds / 2:
                 # A long block (Retry-After): don't sit on the slot while the lease runs out.
                 self._release(index, holder)
@@ -211,13 +219,14 @@ class LocalLimiter:
 
     @contextlib.contextmanager
     def slot(self, max_wait: float | None = None) -> Iterator[None]:
+        max_wait, over = _bounded_wait(self.name, max_wait)
         wait = self._blocks.get(self.name, 0.0) - time.time()
         if wait > 0:
             if max_wait is not None and wait > max_wait:
-                raise RateLimitTimeout(self.name, wait)
+                raise over(wait)
             time.sleep(wait)
         if not self.semaphore.acquire(timeout=max_wait):
-            raise RateLimitTimeout(self.name, max_wait or 0.0)
+            raise over(max_wait or 0.0)
         try:
             yield
         finally:
@@ -230,6 +239,19 @@ class LocalLimiter:
 
 
 Limiter = SharedLimiter | LocalLimiter
+
+
+def _bounded_wait(
+    name: str, max_wait: float | None
+) -> tuple[float | None, Callable[[float], Exception]]:
+    """The longest wait allowed (the caller's `max_wait` or the work's time budget, whichever
+    is shorter) and the error to raise when a wait would exceed it."""
+    left = budget.remaining()
+    if left is not None and (max_wait is None or left < max_wait):
+        return left, lambda wait: budget.BudgetExhausted(
+            f"waiting for the {name} rate limit ({wait:.0f} s) would overrun the POI's time budget"
+        )
+    return max_wait, lambda wait: RateLimitTimeout(name, wait)
 
 
 def reset_local_limits() -> None:
