@@ -5,6 +5,10 @@ namespace returns every candidate's URLs, size, mime, sha1, a thumbnail at a sta
 and its coordinates at once, so a POI costs one request of the 500-per-hour budget instead of
 the original 11 (see wikimedia.md). All requests go through the shared `api_limiter()`.
 
+Redirects are followed by hand and only on the API's own origin (scheme, host and port), so
+the Authorization header never leaves it; each request runs under a wall-clock deadline
+(`transport.Deadline`) that the POI's time budget shortens.
+
 A client is cheap; use one per thread (it keeps a `requests.Session`).
 """
 
@@ -14,14 +18,23 @@ import email.utils
 import logging
 import re
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from django.conf import settings
 
-from image_ranking.commons.ratelimit import RateLimitTimeout, api_limiter
+from image_ranking.commons import budget
+from image_ranking.commons.ratelimit import Limiter, RateLimitTimeout, api_limiter
+from image_ranking.commons.transport import (
+    REDIRECT_STATUSES,
+    Deadline,
+    origin_of,
+    socket_timeouts,
+    watch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +44,7 @@ STANDARD_WIDTHS = (20, 40, 60, 120, 250, 330, 500, 960, 1280, 1920, 3840)
 # caller takes only the first frame of a GIF.
 PHOTO_MIMES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"})
 DEFAULT_MAXLAG_WAIT = 5.0
+MAX_REDIRECTS = 5
 
 
 @dataclass(frozen=True)
@@ -67,7 +81,7 @@ class CommonsCandidate:
 
 class CommonsError(Exception):
     """A search that failed; `reason` is short and stable (stored and shown to curators):
-    rate_limited, maxlag, http_error, bad_response, timeout, api_error."""
+    rate_limited, maxlag, http_error, bad_response, timeout, api_error, redirect_refused."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(f"{reason}: {message}")
@@ -124,6 +138,13 @@ def request_headers() -> dict[str, str]:
     return headers
 
 
+def slot_wait_message(limiter: Limiter, waited: float, exc: Exception) -> str:
+    """What a request that never got a limiter slot says: how long it queued, and why not."""
+    bucket = getattr(exc, "bucket", None) or getattr(limiter, "name", None)
+    bucket = bucket or limiter.config.name  # type: ignore[union-attr]
+    return f"waited {waited:.1f} s for a {bucket} slot, then gave up ({exc})"
+
+
 def retry_after_seconds(response: requests.Response, default: float) -> float:
     """Retry-After as seconds (it may be a number or an HTTP date)."""
     value = response.headers.get("Retry-After", "").strip()
@@ -140,7 +161,11 @@ def retry_after_seconds(response: requests.Response, default: float) -> float:
 
 
 class CommonsClient:
-    """Searches Commons for a POI's candidate photos; retries transient faults."""
+    """Searches Commons for a POI's candidate photos; retries transient faults.
+
+    `timeout` is (connect, total): `total` bounds each attempt in wall-clock time, headers,
+    body and same-origin redirects included.
+    """
 
     def __init__(
         self,
@@ -159,7 +184,7 @@ class CommonsClient:
         self.attempts = attempts
         self.backoff = backoff
         self.max_wait = max_wait
-        self.session = session or requests.Session()
+        self.session = watch(session or requests.Session())
 
     def params(self, query: str, limit: int) -> dict[str, Any]:
         return {
@@ -187,10 +212,14 @@ class CommonsClient:
         for attempt in range(1, self.attempts + 1):
             backoff = self.backoff * 2 ** (attempt - 1)
             try:
-                with limiter.slot(max_wait=self.max_wait):
+                with ExitStack() as stack:
+                    started = time.monotonic()
+                    try:
+                        stack.enter_context(limiter.slot(max_wait=self.max_wait))
+                    except (RateLimitTimeout, budget.BudgetExhausted) as exc:
+                        message = slot_wait_message(limiter, time.monotonic() - started, exc)
+                        raise CommonsError("rate_limited", message) from exc
                     payload = self._request(query, limit, backoff)
-            except RateLimitTimeout as exc:
-                raise CommonsError("rate_limited", f"rate limit wait too long ({exc})") from exc
             except _Retry as retry:
                 error = retry.error
                 logger.warning(
@@ -201,23 +230,59 @@ class CommonsClient:
                     if retry.delay > self.max_wait:
                         raise error from None
                 elif attempt < self.attempts:
+                    left = budget.remaining()
+                    if left is not None and left <= retry.delay:
+                        raise error from None  # no time left in the POI's budget to try again
                     time.sleep(retry.delay)
                 continue
             return self._candidates(query, payload, limit)
         raise error
 
     def _request(self, query: str, limit: int, backoff: float) -> dict:
-        try:
-            response = self.session.get(
-                self.api_url,
-                params=self.params(query, limit),
-                headers=request_headers(),
-                timeout=self.timeout,
-            )
-        except requests.Timeout as exc:
-            raise _Retry(CommonsError("timeout", str(exc)), backoff) from exc
-        except requests.RequestException as exc:
-            raise _Retry(CommonsError("http_error", f"connection failed: {exc}"), backoff) from exc
+        deadline = Deadline(self.timeout[1])
+        if deadline.expired:
+            raise CommonsError("timeout", deadline.describe())
+        with deadline:
+            response = self._follow(self.params(query, limit), deadline, backoff)
+        if deadline.passed:
+            raise _Retry(CommonsError("timeout", deadline.describe()), backoff)
+        return self._payload(query, response, backoff)
+
+    def _follow(self, params: dict[str, Any], deadline: Deadline, backoff: float) -> Any:
+        """GET the API, following redirects only on its own origin (never sending the token
+        elsewhere); an off-origin Location is refused without being fetched."""
+        url: str = self.api_url
+        query: dict[str, Any] | None = params
+        for _hop in range(MAX_REDIRECTS + 1):
+            try:
+                response = self.session.get(
+                    url,
+                    params=query,
+                    headers=request_headers(),
+                    timeout=socket_timeouts(deadline, self.timeout[0]),
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                if deadline.passed or isinstance(exc, requests.Timeout):
+                    raise _Retry(CommonsError("timeout", deadline.describe()), backoff) from exc
+                error = CommonsError("http_error", f"connection failed: {exc}")
+                raise _Retry(error, backoff) from exc
+            if response.status_code not in REDIRECT_STATUSES:
+                return response
+            location = response.headers.get("Location")
+            if not location:
+                raise CommonsError("http_error", f"HTTP {response.status_code} without Location")
+            target = urljoin(response.url, location)
+            if origin_of(target) != origin_of(self.api_url):
+                raise CommonsError(
+                    "redirect_refused",
+                    f"the API redirected to {origin_of(target) or target!r}, off its own origin"
+                    f" {origin_of(self.api_url)}; not followed",
+                )
+            url, query = target, None
+        raise CommonsError("http_error", f"more than {MAX_REDIRECTS} redirects")
+
+    def _payload(self, query: str, response: Any, backoff: float) -> dict:
         status = response.status_code
         if status == 429:
             wait = retry_after_seconds(response, backoff)

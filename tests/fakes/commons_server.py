@@ -24,7 +24,7 @@ than the original -> 400) and are rendered from the registered image.
 
 Faults (`kind`), per search query (`query=`), per path (`path=`) or for every request:
     server.fail_next(kind, count=1, retry_after=None, query=None, path=None, delay=None,
-                     location=None, status=None)
+                     location=None, status=None, rate=None, target=None)
     server.fail_always(kind, ...)      # until server.clear_faults()
 API kinds: "429", "503" (Retry-After when `retry_after` is given), "maxlag" (HTTP 200 error
 JSON + Retry-After), "api_error" (HTTP 200 error JSON), "html" (HTML error page, status 502
@@ -33,6 +33,9 @@ unless `status`), "malformed_json", "empty", "slow" (`delay` seconds, capped at 
 Media kinds (used when `path=` is given or the kind is media-only): the same HTTP ones, plus
 "truncated" (connection closed halfway through the body), "not_image" (garbage bytes served
 as image/jpeg), "redirect" (302 to `location`, default the same path again = a loop).
+API or media (pass `target="api"` or `"media"` to choose; "redirect" with `target="api"` sends
+the API's own request elsewhere): "trickle" (the real answer, its body sent at `rate` bytes/s,
+default 256, for at most 60 s), "reset" (the connection is reset before any answer).
 
 Request log: `server.requests` (RequestRecord: time, method, path, query, headers, target,
 fault = the injected fault kind it got, `search_text` = the query after "filetype:bitmap "),
@@ -46,6 +49,8 @@ import hashlib
 import io
 import json
 import re
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -62,8 +67,10 @@ THUMB_STEPS = (20, 40, 60, 120, 250, 330, 500, 960, 1280, 1920, 3840)
 RASTER_MIMES = {"image/jpeg", "image/png", "image/gif", "image/webp", "image/tiff"}
 MEDIA_ONLY_KINDS = {"truncated", "not_image", "redirect"}
 FAULT_KINDS = {"429", "503", "maxlag", "api_error", "html", "malformed_json", "empty", "slow"}
-FAULT_KINDS |= {"warnings"} | MEDIA_ONLY_KINDS
+FAULT_KINDS |= {"warnings", "trickle", "reset"} | MEDIA_ONLY_KINDS
 MAX_DELAY = 10.0
+MAX_TRICKLE_SECONDS = 60.0
+TRICKLE_TICK = 0.125
 _ENCODERS = {
     "image/jpeg": "JPEG",
     "image/png": "PNG",
@@ -143,6 +150,7 @@ class Fault:
     delay: float | None = None
     location: str | None = None
     status: int | None = None
+    rate: float | None = None
 
 
 def _placeholder_bytes(mime: str, width: int, height: int) -> bytes:
@@ -265,7 +273,9 @@ class CommonsServer:
     def fail_next(self, kind: str, count: int | None = 1, **options) -> None:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; known: {sorted(FAULT_KINDS)}")
-        target = "media" if options.get("path") or kind in MEDIA_ONLY_KINDS else "api"
+        target = options.pop("target", None)
+        if target is None:
+            target = "media" if options.get("path") or kind in MEDIA_ONLY_KINDS else "api"
         with self._lock:
             self.faults.append(Fault(kind, count, target, **options))
 
@@ -479,6 +489,11 @@ class _Handler(BaseHTTPRequestHandler):
         kind = fault.kind if fault else None
         if kind == "slow":
             server._sleep(fault.delay or 5.0)
+        if kind == "reset":
+            # SO_LINGER 0: close() sends a TCP RST, as a dropped connection would.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            return None
         if kind in {"429", "503"}:
             body = b"<html><body><h1>Too many requests</h1></body></html>"
             return self._send(int(kind), "text/html", body, headers)
@@ -520,7 +535,11 @@ class _Handler(BaseHTTPRequestHandler):
         if "gzip" in self.headers.get("Accept-Encoding", ""):
             body = gzip.compress(body)
             headers["Content-Encoding"] = "gzip"
-        self._send(200, "application/json; charset=utf-8", body, headers)
+        self._send(200, "application/json; charset=utf-8", body, headers, rate=self._rate(fault))
+
+    @staticmethod
+    def _rate(fault: Fault | None) -> float | None:
+        return (fault.rate or 256.0) if fault and fault.kind == "trickle" else None
 
     def _media(self, record: RequestRecord, fault: Fault | None, headers: dict) -> None:
         status, content_type, body = self.stand_in.media_answer(record.path)
@@ -529,7 +548,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = b"\x00garbage that is not an image" * 64
         if kind == "truncated" and status == 200:
             return self._send(status, content_type, body, headers, cut_at=len(body) // 2)
-        self._send(status, content_type, body, headers)
+        self._send(status, content_type, body, headers, rate=self._rate(fault))
 
     def _send(
         self,
@@ -538,6 +557,7 @@ class _Handler(BaseHTTPRequestHandler):
         body: bytes,
         headers: dict[str, str],
         cut_at: int | None = None,
+        rate: float | None = None,
     ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -549,10 +569,24 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         self.end_headers()
         try:
+            if rate is not None:
+                return self._trickle(body, rate)
             self.wfile.write(body if cut_at is None else body[:cut_at])
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _trickle(self, body: bytes, rate: float) -> None:
+        """Send `body` at `rate` bytes/s until done, the client leaves or the server stops."""
+        step = max(1, int(rate * TRICKLE_TICK))
+        started = time.monotonic()
+        for start in range(0, len(body), step):
+            if self.stand_in._stopping.is_set() or time.monotonic() - started > MAX_TRICKLE_SECONDS:
+                self.close_connection = True
+                return
+            self.wfile.write(body[start : start + step])
+            self.wfile.flush()
+            self.stand_in._stopping.wait(TRICKLE_TICK)
 
 
 @pytest.fixture

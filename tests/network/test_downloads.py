@@ -90,11 +90,13 @@ def test_not_an_image_content_type_is_refused(commons_server, tower):
     assert error.value.reason == "not_image"
 
 
-def test_connection_cut_halfway_is_truncated(commons_server, tower):
-    commons_server.fail_next("truncated", path=tower.path)
+def test_connection_cut_halfway_every_time_is_truncated(commons_server, tower):
+    commons_server.fail_always("truncated", path=tower.path)
     with pytest.raises(DownloadError) as error:
-        fetch_image_bytes(commons_server.url_for_original(tower), max_bytes=CAP)
+        fetch_image_bytes(commons_server.url_for_original(tower), max_bytes=CAP, backoff=0.01)
     assert error.value.reason == "truncated"
+    assert error.value.transient
+    assert len(commons_server.media_requests()) == 3  # the first try and 2 retries
 
 
 def test_damaged_file_bytes_arrive_as_they_are(commons_server):
@@ -118,8 +120,11 @@ def test_non_standard_thumbnail_width_is_refused_like_commons(commons_server, to
     assert error.value.reason == "rate_limited"  # Commons answers 429 "Use thumbnail steps"
 
 
-def test_slow_body_times_out(commons_server, tower):
+def test_slow_answer_times_out(commons_server, tower):
     commons_server.fail_next("slow", path=tower.path, delay=3)
     with pytest.raises(DownloadError) as error:
-        fetch_image_bytes(commons_server.url_for_original(tower), max_bytes=CAP, timeout=0.5)
+        fetch_image_bytes(
+            commons_server.url_for_original(tower), max_bytes=CAP, timeout=0.5, retries=0
+        )
     assert error.value.reason == "timeout"
+    assert error.value.transient
