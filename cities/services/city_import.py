@@ -1,7 +1,7 @@
 """Import of the original project's city exports (`import_city_export`, Prefect `import_city`).
 
-The whole file is validated before anything is written, and the writes run in one
-transaction, so a malformed or truncated export leaves the database exactly as it was.
+The whole file is validated (`export_validation`) before anything is written, and the writes
+run in one transaction, so a malformed or truncated export leaves the database exactly as it was.
 Re-importing is idempotent: POIs are matched by their export id within the city, districts by
 name and lists by title, and a row is saved only when one of its fields really changed.
 """
@@ -19,16 +19,25 @@ from django.conf import settings
 from django.db import transaction
 
 from cities.models import City, District, PoiList, PointOfInterest
+from cities.services.export_validation import (
+    POI_TEXT_FIELDS,
+    CityExportError,
+    media_image_name,
+    validate_export,
+)
+
+__all__ = [
+    "CityExportError",
+    "ImportSummary",
+    "import_city_export",
+    "import_city_export_file",
+    "load_export",
+    "validate_export",
+]
 
 logger = logging.getLogger(__name__)
 
-CATEGORIES = {choice.value for choice in PointOfInterest.Category}
-POI_TEXT_FIELDS = ("sub_category", "description", "address", "phone", "website", "hours")
 ProgressCallback = Callable[[int, int], None]
-
-
-class CityExportError(ValueError):
-    """The export file cannot be imported; the message says what and where."""
 
 
 @dataclass
@@ -79,102 +88,7 @@ def load_export(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise CityExportError(message)
-
-
-def _validate_poi(poi: Any, where: str, district_names: set[str]) -> None:
-    _require(isinstance(poi, dict), f"{where}: must be an object")
-    _require(isinstance(poi.get("id"), int), f"{where}: 'id' must be an integer")
-    name = poi.get("name")
-    _require(isinstance(name, str) and name.strip() != "", f"{where}: 'name' must be text")
-    _require(len(name) <= 200, f"{where}: 'name' is longer than 200 characters")
-    _require(
-        poi.get("category") in CATEGORIES,
-        f"{where} ({name!r}): 'category' must be one of {sorted(CATEGORIES)},"
-        f" got {poi.get('category')!r}",
-    )
-    for key in ("latitude", "longitude"):
-        value = poi.get(key)
-        _require(
-            value is None or (isinstance(value, int | float) and not isinstance(value, bool)),
-            f"{where} ({name!r}): '{key}' must be a number or null",
-        )
-    for key in (*POI_TEXT_FIELDS, "osm_id", "image_url"):
-        value = poi.get(key)
-        _require(
-            value is None or isinstance(value, str),
-            f"{where} ({name!r}): '{key}' must be text or null",
-        )
-    _require(isinstance(poi.get("rank", 0), int), f"{where} ({name!r}): 'rank' must be an integer")
-    district = poi.get("district")
-    _require(
-        district is None or district in district_names,
-        f"{where} ({name!r}): district {district!r} is not in 'districts'",
-    )
-
-
-def validate_export(data: Any, source: str = "export") -> None:
-    _require(isinstance(data, dict), f"{source}: top level must be an object")
-    for key in ("city", "districts", "points_of_interest", "poi_lists"):
-        _require(key in data, f"{source}: missing top-level key '{key}'")
-    city = data["city"]
-    _require(isinstance(city, dict), f"{source}: 'city' must be an object")
-    _require(
-        isinstance(city.get("name"), str) and city["name"].strip() != "",
-        f"{source}: 'city.name' must be text",
-    )
-    _require(isinstance(data["districts"], list), f"{source}: 'districts' must be a list")
-    names: set[str] = set()
-    for i, district in enumerate(data["districts"]):
-        where = f"{source}: districts[{i}]"
-        _require(isinstance(district, dict), f"{where}: must be an object")
-        _require(
-            isinstance(district.get("name"), str) and district["name"] != "",
-            f"{where}: 'name' must be text",
-        )
-        names.add(district["name"])
-    for i, district in enumerate(data["districts"]):
-        parent = district.get("parent_district")
-        _require(
-            parent is None or parent in names,
-            f"{source}: districts[{i}] ({district['name']!r}): parent {parent!r} is not a district",
-        )
-    _require(
-        isinstance(data["points_of_interest"], list),
-        f"{source}: 'points_of_interest' must be a list",
-    )
-    for i, poi in enumerate(data["points_of_interest"]):
-        _validate_poi(poi, f"{source}: points_of_interest[{i}]", names)
-    _require(isinstance(data["poi_lists"], list), f"{source}: 'poi_lists' must be a list")
-    titles: set[str] = set()
-    for i, poi_list in enumerate(data["poi_lists"]):
-        where = f"{source}: poi_lists[{i}]"
-        _require(isinstance(poi_list, dict), f"{where}: must be an object")
-        title = poi_list.get("title")
-        _require(isinstance(title, str) and title.strip() != "", f"{where}: 'title' must be text")
-        _require(title not in titles, f"{where}: title {title!r} appears twice")
-        titles.add(title)
-        _require(isinstance(poi_list.get("pois"), list), f"{where}: 'pois' must be a list")
-        for j, poi in enumerate(poi_list["pois"]):
-            _validate_poi(poi, f"{where}.pois[{j}]", names)
-
-
 # --- Writing --------------------------------------------------------------------------------
-
-
-def _media_image_name(image_url: str | None) -> str | None:
-    """The storage name of an exported image URL ('<City>/media/cities/images/...')."""
-    if not image_url:
-        return None
-    marker = "media/"
-    index = image_url.find(marker)
-    name = image_url[index + len(marker) :] if index >= 0 else image_url
-    name = name.lstrip("/")
-    if ".." in name.split("/") or not name.startswith("cities/images/"):
-        return None
-    return name
 
 
 def _assign(instance: Any, values: dict[str, Any]) -> bool:
@@ -244,7 +158,7 @@ def _import_pois(
     by_source: dict[int, PointOfInterest] = {}
     for done, row in enumerate(rows, start=1):
         values = _poi_values(row, districts)
-        image_name = _media_image_name(row.get("image_url"))
+        image_name = media_image_name(row.get("image_url"))
         poi = existing.get(row["id"])
         if poi is None:
             poi = PointOfInterest(city=city, source_id=row["id"])
