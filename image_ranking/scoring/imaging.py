@@ -3,6 +3,10 @@
 Every thumbnail and original comes from the internet, so decoding is where bad input shows up:
 empty or non-image bytes, truncated files, decompression bombs, odd colour modes. Each becomes
 an `ImageRejected` with a short human reason instead of a crash in the middle of a batch.
+
+Only the formats the pipeline keeps are decoded (`ALLOWED_FORMATS`, the Pillow names of the
+Commons client's PHOTO_MIMES): every other Pillow plugin (TIFF, PSD, BMP, ICO, ...) is attack
+surface a photo never needs.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 50_000_000
+# Pillow's names for image/jpeg, image/png, image/webp and image/gif (client.PHOTO_MIMES).
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 
 # Pillow modes holding more than 8 bits per channel (greyscale only: Pillow has no 16-bit RGB).
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N"}
@@ -41,9 +47,9 @@ def open_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Im
         with warnings.catch_warnings():
             # Our own limit below is the one that counts; Pillow's warning is only noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except UnidentifiedImageError:
-        raise ImageRejected("not an image") from None
+        raise ImageRejected(f"not an image in an allowed format {ALLOWED_FORMATS}") from None
     except Image.DecompressionBombError:
         raise ImageRejected(
             f"decompression bomb: over the {_megapixels(max_pixels)} limit"

@@ -11,9 +11,11 @@ Head contract: input `embedding` float32 [N, 768] (L2-normalised CLIP embedding)
 from __future__ import annotations
 
 import collections
+import math
 import pickle
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +25,8 @@ HEAD_SHAPES = [(1024, 768), (128, 1024), (64, 128), (16, 64), (1, 16)]
 ENCODER_INPUT = [None, 3, 224, 224]
 ENCODER_OUTPUT = [None, EMBED_DIM]
 OPSET = 17
+MAX_DIMS = 8
+MAX_STORAGE_BYTES = 256 * 1024 * 1024  # the head's storages total about 3.7 MB
 _DTYPES = {"FloatStorage": np.float32, "HalfStorage": np.float16, "DoubleStorage": np.float64}
 
 
@@ -30,16 +34,47 @@ class ConversionError(ValueError):
     """The checkpoint or encoder is not what the LAION predictor needs."""
 
 
-def _rebuild_tensor(storage, offset, size, stride, *args):
-    array, dtype = storage
-    count = int(np.prod(size)) if size else 1
-    flat = np.frombuffer(array, dtype=dtype)
-    itemsize = np.dtype(dtype).itemsize
+def _whole_numbers(value: Any, what: str) -> tuple[int, ...]:
+    if not isinstance(value, tuple | list) or len(value) > MAX_DIMS:
+        raise ConversionError(f"tensor {what} must be a tuple of at most {MAX_DIMS} integers")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        raise ConversionError(f"tensor {what} {value!r} must hold non-negative integers")
+    return tuple(value)
+
+
+def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *args: Any) -> np.ndarray:
+    """A tensor as a float32 copy of its storage, refusing any view that would reach outside it.
+
+    `as_strided` trusts its arguments and would read arbitrary memory, so offset, shape and
+    strides from the (untrusted) pickle are checked against the storage's length first.
+    """
+    if not (isinstance(storage, tuple) and len(storage) == 2):
+        raise ConversionError("tensor without a storage")
+    raw, dtype = storage
+    itemsize = dtype.itemsize
+    if len(raw) % itemsize:
+        raise ConversionError(f"storage of {len(raw)} bytes is not a whole number of {dtype}")
+    length = len(raw) // itemsize
+    shape, strides = _whole_numbers(size, "shape"), _whole_numbers(stride, "strides")
+    if len(shape) != len(strides):
+        raise ConversionError(f"tensor shape {shape} and strides {strides} differ in length")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise ConversionError(f"tensor offset {offset!r} must be a non-negative integer")
+    count = math.prod(shape)
+    if count > length:
+        raise ConversionError(f"tensor of {count} elements is larger than its storage ({length})")
+    last = offset + sum((n - 1) * s for n, s in zip(shape, strides, strict=True)) if count else 0
+    if count and last >= length:
+        raise ConversionError(
+            f"tensor (offset {offset}, shape {shape}, strides {strides}) reaches element {last}"
+            f" of a storage of {length}"
+        )
+    if not count:
+        return np.zeros(shape, dtype=np.float32)
+    flat = np.frombuffer(raw, dtype=dtype)
     view = np.lib.stride_tricks.as_strided(
-        flat[offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride)
+        flat[offset:], shape=shape, strides=tuple(s * itemsize for s in strides), writeable=False
     )
-    if view.size != count:
-        raise ConversionError("tensor size does not match its storage")
     return np.array(view, dtype=np.float32)
 
 
@@ -58,22 +93,44 @@ class _StateDictUnpickler(pickle.Unpickler):
         raise ConversionError(f"checkpoint refers to {module}.{name}, not a plain state dict")
 
     def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) == 5):
+            raise ConversionError(f"unsupported storage {pid!r:.100}")
         kind, storage_type, key, _location, _numel = pid
-        if kind != "storage" or storage_type not in _DTYPES:
-            raise ConversionError(f"unsupported storage {pid!r}")
-        raw = self.archive.read(f"{self.prefix}/data/{key}")
+        if kind != "storage" or storage_type not in _DTYPES or not isinstance(key, str):
+            raise ConversionError(f"unsupported storage {pid!r:.100}")
+        name = f"{self.prefix}/data/{key}"
+        if self.archive.getinfo(name).file_size > MAX_STORAGE_BYTES:
+            raise ConversionError(f"storage {key} is larger than {MAX_STORAGE_BYTES} bytes")
+        raw = self.archive.read(name)
         return raw, np.dtype(_DTYPES[storage_type]).newbyteorder("<")
 
 
 def read_state_dict(path: Path) -> dict[str, np.ndarray]:
+    """The checkpoint's tensors by name; ConversionError for anything but a plain state dict."""
     try:
         with zipfile.ZipFile(path) as archive:
             pkl = next(n for n in archive.namelist() if n.endswith("/data.pkl"))
             prefix = pkl.rsplit("/", 1)[0]
             with archive.open(pkl) as handle:
                 state = _StateDictUnpickler(handle, archive, prefix).load()
-    except (zipfile.BadZipFile, StopIteration, KeyError, pickle.UnpicklingError) as exc:
+    except ConversionError as exc:
+        raise ConversionError(f"{path}: {exc}") from exc
+    except (
+        zipfile.BadZipFile,
+        StopIteration,
+        KeyError,
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        IndexError,
+        AttributeError,
+    ) as exc:
         raise ConversionError(f"{path}: not a PyTorch zip checkpoint ({exc})") from exc
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, np.ndarray) for k, v in state.items()
+    ):
+        raise ConversionError(f"{path}: not a state dict of named tensors")
     return dict(state)
 
 

@@ -97,3 +97,41 @@ def test_palette_with_transparency_keeps_its_colours():
     image = open_image(png(palette, transparency=0))
     assert image.mode == "P" and "transparency" in image.info
     assert np.array_equal(np.asarray(to_rgb(image)), np.asarray(palette.convert("RGB")))
+
+
+def encoded(format_name: str) -> bytes:
+    buffer = io.BytesIO()
+    photo("coffee").save(buffer, format_name)
+    return buffer.getvalue()
+
+
+def psd_bytes(width: int = 4, height: int = 3) -> bytes:
+    """A minimal Photoshop file: greyscale, one 8-bit channel, raw pixels."""
+    header = b"8BPS" + (1).to_bytes(2, "big") + bytes(6)
+    header += (1).to_bytes(2, "big") + height.to_bytes(4, "big") + width.to_bytes(4, "big")
+    header += (8).to_bytes(2, "big") + (1).to_bytes(2, "big")  # depth 8, mode greyscale
+    sections = bytes(4) * 3  # empty colour mode data, image resources, layer info
+    return header + sections + (0).to_bytes(2, "big") + bytes(range(width * height))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [encoded("TIFF"), encoded("BMP"), encoded("PPM"), encoded("ICO"), psd_bytes()],
+    ids=["tiff", "bmp", "ppm", "ico", "psd"],
+)
+def test_formats_the_pipeline_does_not_keep_are_never_decoded(data):
+    assert Image.open(io.BytesIO(data)).size  # Pillow itself would read them
+    with pytest.raises(ImageRejected, match="not an image in an allowed format"):
+        open_image(data)
+
+
+@pytest.mark.parametrize("format_name", ["JPEG", "PNG", "WEBP", "GIF"])
+def test_the_kept_formats_decode(format_name):
+    assert open_image(encoded(format_name)).size == (600, 400)
+
+
+def test_allowed_formats_are_the_mime_types_the_client_keeps():
+    from image_ranking.commons.client import PHOTO_MIMES
+    from image_ranking.scoring.imaging import ALLOWED_FORMATS
+
+    assert {Image.MIME[name] for name in ALLOWED_FORMATS} == PHOTO_MIMES
