@@ -70,6 +70,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "city_wiki.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -103,9 +104,12 @@ WSGI_APPLICATION = "city_wiki.wsgi.application"
 # WAL lets readers run beside the writer, the busy timeout waits instead of failing, and
 # IMMEDIATE transactions take the write lock up front (no "database is locked" on upgrade).
 SQLITE_PATH = Path(os.environ.get("SQLITE_PATH", BASE_DIR / "db.sqlite3"))
-DATABASE_URL = os.environ.get("DATABASE_URL", "")
-if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+# Read into a lowercase name, which Django never treats as a setting: DATABASE_URL carries the
+# password, and an uppercase DATABASE_URL would be shown in clear on the debug page (its filter
+# hides names with PASS/KEY/TOKEN..., not URLs). DATABASES' own PASSWORD is hidden.
+_database_url = os.environ.get("DATABASE_URL", "")
+if _database_url:
+    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
 else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": SQLITE_PATH}}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -138,6 +142,21 @@ MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
 
 LOGIN_URL = "admin:login"
+
+# Content-Security-Policy of every response (city_wiki/middleware.py adds each of
+# IMAGE_DOWNLOAD_ORIGINS to img-src, since the dashboard shows candidates from Commons).
+# Scripts are only the app's own static files (htmx, dashboard.js, the admin's); styles also
+# allow inline style attributes, which the templates use (e.g. progress bar widths).
+CONTENT_SECURITY_POLICY = {
+    "default-src": ["'self'"],
+    "img-src": ["'self'", "data:"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'", "'unsafe-inline'"],
+    "frame-ancestors": ["'none'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+}
 
 # --- Production hardening (all of `check --deploy`) ------------------------------------------
 if not DEBUG:
