@@ -20,5 +20,6 @@ urlpatterns = [
     path("labels/export.jsonl", views.export_labels, {"fmt": "jsonl"}, name="export_jsonl"),
     path("runs/", views.start_ranking_run, name="start_run"),
     path("runs/<int:run_id>/", views.run_progress, name="run_progress"),
+    path("runs/<int:run_id>/cancel/", views.cancel_ranking_run, name="cancel_run"),
     path("calibration/adopt/", views.adopt_threshold, name="adopt_threshold"),
 ]

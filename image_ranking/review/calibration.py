@@ -3,8 +3,10 @@
 Aesthetic scores are relative to the model (NIMA crowds around 4-7), so the "good enough"
 threshold is learnt from the labels: how the scores of images labelled good and bad are
 distributed, which cut separates them best, and adopting that cut for the next runs.
-Scores are grouped in the database into 0.1-wide bins, so the panel costs one small query
-whatever the number of labels.
+Everything works per model: a label records the model whose score it carries, and each
+model's labels suggest and adopt that model's threshold. Labels from before models were
+recorded (no model name) count for the configured model. Scores are grouped in the database
+into 0.1-wide bins, so the panel costs one small query whatever the number of labels.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Count, F, FloatField
+from django.db.models import Count, F, FloatField, Q
 from django.db.models.functions import Cast, Floor
 
 from image_ranking.models import AdoptedThreshold, ImageTrainingData
@@ -25,7 +27,22 @@ MIN_PER_LABEL = 3  # fewer labels of either kind: no suggestion
 
 
 def model_name() -> str:
+    """The configured model: what runs score with unless told otherwise."""
     return settings.IMAGE_RANKING_MODEL
+
+
+def model_choices() -> tuple[str, ...]:
+    """The models the calibration panel offers."""
+    from image_ranking.scoring.registry import MODEL_NAMES
+
+    return MODEL_NAMES
+
+
+def _labels_of(model: str):
+    rows = ImageTrainingData.objects.filter(model_name=model)
+    if model == model_name():
+        rows = ImageTrainingData.objects.filter(Q(model_name=model) | Q(model_name=""))
+    return rows
 
 
 def current_threshold(model: str | None = None) -> float:
@@ -47,6 +64,7 @@ class ChartBar:
 
 @dataclass
 class Calibration:
+    model: str = ""
     good_count: int = 0
     bad_count: int = 0
     unscored_count: int = 0
@@ -92,10 +110,11 @@ class Calibration:
         return self.good_count >= MIN_PER_LABEL and self.bad_count >= MIN_PER_LABEL
 
 
-def score_bins() -> dict[str, dict[int, int]]:
-    """{label: {bin index: count}} of scored labels, bin index = floor(score / BIN)."""
+def score_bins(model: str | None = None) -> dict[str, dict[int, int]]:
+    """{label: {bin index: count}} of the model's scored labels, bin = floor(score / BIN)."""
     rows = (
-        ImageTrainingData.objects.filter(aesthetic_score__isnull=False)
+        _labels_of(model or model_name())
+        .filter(aesthetic_score__isnull=False)
         .annotate(bin=Floor(Cast(F("aesthetic_score"), FloatField()) * (1 / BIN)))
         .values("label", "bin")
         .annotate(n=Count("pk"))
@@ -141,10 +160,11 @@ def best_threshold(bins: dict[str, dict[int, int]]) -> tuple[float | None, float
     return round(middle * BIN, 2), best
 
 
-def calibrate() -> Calibration:
-    """Everything the calibration panel shows."""
-    bins = score_bins()
-    result = Calibration(current=current_threshold())
+def calibrate(model: str | None = None) -> Calibration:
+    """Everything the calibration panel shows for `model` (default: the configured one)."""
+    model = model or model_name()
+    bins = score_bins(model)
+    result = Calibration(model=model, current=current_threshold(model))
     result.good_count = sum(bins.get("good", {}).values())
     result.bad_count = sum(bins.get("bad", {}).values())
     if result.enough:
@@ -170,9 +190,13 @@ class NotEnoughLabels(ValueError):
     pass
 
 
-def adopt_threshold(threshold: float | None = None, *, user=None) -> AdoptedThreshold:
-    """Record `threshold` (default: the suggestion) as the one the next runs use."""
-    cal = calibrate()
+def adopt_threshold(
+    threshold: float | None = None, *, model: str | None = None, user=None
+) -> AdoptedThreshold:
+    """Record `threshold` (default: the model's suggestion) as the one the next runs with
+    `model` (default: the configured one) use."""
+    model = model or model_name()
+    cal = calibrate(model)
     if threshold is None:
         if cal.suggested is None:
             raise NotEnoughLabels(
@@ -182,10 +206,10 @@ def adopt_threshold(threshold: float | None = None, *, user=None) -> AdoptedThre
     if not (0.0 <= threshold <= SCORE_MAX) or math.isnan(threshold):
         raise ValueError(f"threshold must be between 0 and {SCORE_MAX:g}")
     return AdoptedThreshold.objects.create(
-        model_name=model_name(),
+        model_name=model,
         threshold=threshold,
         good_count=cal.good_count,
         bad_count=cal.bad_count,
-        accuracy=balanced_accuracy(score_bins(), threshold),
+        accuracy=balanced_accuracy(score_bins(model), threshold),
         adopted_by=user if getattr(user, "is_authenticated", False) else None,
     )

@@ -6,10 +6,15 @@ from django import forms
 from django.http import QueryDict
 
 from image_ranking.models import Scope
-from image_ranking.review.calibration import SCORE_MAX
+from image_ranking.review.calibration import SCORE_MAX, model_choices
 from image_ranking.review.selectors import DEFAULT_PER_PAGE, PER_PAGE_CHOICES, STATUSES, Filters
 
 LABEL_CHOICES = [("good", "Good"), ("bad", "Bad"), ("clear", "Clear")]
+
+
+def _model_field() -> forms.ChoiceField:
+    """A scoring model by name; empty = the configured one."""
+    return forms.ChoiceField(required=False, choices=[("", "")] + [(m, m) for m in model_choices()])
 
 
 class FilterForm(forms.Form):
@@ -23,6 +28,7 @@ class FilterForm(forms.Form):
         choices=[(str(n), str(n)) for n in PER_PAGE_CHOICES],
         empty_value=DEFAULT_PER_PAGE,
     )
+    model = _model_field()
 
     def filters(self) -> Filters:
         data = self.cleaned_data
@@ -32,6 +38,7 @@ class FilterForm(forms.Form):
             status=data.get("status") or "",
             page=data.get("page") or 1,
             per_page=data.get("per_page") or DEFAULT_PER_PAGE,
+            model=data.get("model") or "",
         )
 
 
@@ -62,6 +69,7 @@ class RunForm(forms.Form):
 
 class ThresholdForm(forms.Form):
     threshold = forms.FloatField(required=False, min_value=0.0, max_value=SCORE_MAX)
+    model = _model_field()
 
 
 class BootstrapForm(forms.Form):

@@ -1,9 +1,10 @@
-"""Training labels: label, relabel, clear, undo, bootstrap and export.
+"""Training labels: label, relabel, clear, undo and export (bootstrap: `review.bootstrap`).
 
 One `ImageTrainingData` row per (POI, image URL); relabelling updates it. Every change
 returns the state it replaced, so the dashboard can undo the last label (kept per session).
-Bootstrap follows the owner's plan: a POI's current curated image is "good" and the
-alternatives fetched for it are "bad", and it never overwrites an existing label.
+A label records the model and the score it was given against: the score the winner choice
+compares with the threshold (`Candidate.rank_score`, else the model's score), so the
+calibration panel's threshold means the same as a run's.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from cities.models import PoiList, PointOfInterest
+from cities.models import PointOfInterest
 from image_ranking.models import Candidate, ImageTrainingData, PoiRanking
+from image_ranking.review.cards import rank_score
 
 Label = ImageTrainingData.Label
 UNDO_KEY = "image_ranking_undo"
@@ -33,6 +34,7 @@ class LabelState:
     aesthetic_score: float | None
     thumbnail_url: str
     labelled_by_id: int | None
+    model_name: str = ""  # absent from undo entries saved before models were recorded
 
 
 @dataclass
@@ -68,6 +70,7 @@ def _state(row: ImageTrainingData) -> LabelState:
         aesthetic_score=row.aesthetic_score,
         thumbnail_url=row.thumbnail_url,
         labelled_by_id=row.labelled_by_id,
+        model_name=row.model_name,
     )
 
 
@@ -79,9 +82,11 @@ def set_label(
     label: str | None,
     thumbnail_url: str = "",
     score: float | None = None,
+    model_name: str = "",
     user: Any = None,
 ) -> LabelChange:
-    """Label an image of a POI good or bad (None clears the label); a curator's action."""
+    """Label an image of a POI good or bad (None clears the label); a curator's action.
+    `score` and `model_name` say what the image was scored (None/"" keep what was there)."""
     if label is not None and label not in Label.values:
         raise ValueError(f"label must be one of {', '.join(Label.values)}")
     row = ImageTrainingData.objects.select_for_update().filter(poi=poi, image_url=image_url).first()
@@ -104,6 +109,7 @@ def set_label(
     row.thumbnail_url = thumbnail_url or row.thumbnail_url
     if score is not None:
         row.aesthetic_score = score
+        row.model_name = model_name or row.model_name
     row.labelled_by_id = user_id
     row.save()
     return change
@@ -114,7 +120,8 @@ def label_candidate(candidate: Candidate, label: str | None, *, user: Any = None
         candidate.poi,
         image_url=candidate.image_url,
         thumbnail_url=candidate.thumb_url,
-        score=candidate.score,
+        score=rank_score(candidate),
+        model_name=candidate.model_name,
         label=label,
         user=user,
     )
@@ -126,18 +133,28 @@ def label_current_image(
     url = current_image_url(poi)
     if url is None:
         raise ValueError("this POI has no image to label")
-    winner_score = _stored_winner_score(poi)
+    source = current_image_candidate(poi)
     return set_label(
-        poi, image_url=url, thumbnail_url=url, score=winner_score, label=label, user=user
+        poi,
+        image_url=url,
+        thumbnail_url=url,
+        score=rank_score(source) if source else None,
+        model_name=source.model_name if source else "",
+        label=label,
+        user=user,
     )
 
 
-def _stored_winner_score(poi: PointOfInterest) -> float | None:
-    """The score of the current image when the pipeline (or a curator's pick) stored a winner."""
+def current_image_candidate(poi: PointOfInterest) -> Candidate | None:
+    """The candidate the current image was stored from (the pipeline's winner or a curator's
+    choice), for its score; None for a curated image from elsewhere or a fallback."""
     ranking = PoiRanking.objects.filter(poi=poi).first()
-    if ranking is None or ranking.status != PoiRanking.Status.UPDATED or ranking.uses_fallback:
+    if ranking is None or ranking.image_origin not in STORED_FROM_CANDIDATE:
         return None
-    return ranking.best_score
+    return Candidate.objects.filter(poi=poi, is_winner=True).first()
+
+
+STORED_FROM_CANDIDATE = (PoiRanking.Origin.PIPELINE, PoiRanking.Origin.CURATOR)
 
 
 @transaction.atomic
@@ -159,6 +176,7 @@ def undo(change: LabelChange) -> None:
             "aesthetic_score": prev.aesthetic_score,
             "thumbnail_url": prev.thumbnail_url,
             "labelled_by_id": prev.labelled_by_id,
+            "model_name": prev.model_name,
         },
     )
 
@@ -185,73 +203,6 @@ def undo_depth(session) -> int:
     return len(session.get(UNDO_KEY, []))
 
 
-# --- Bootstrap ------------------------------------------------------------------------------
-
-
-def bootstrap_pois(city_id: int | None = None) -> QuerySet[PointOfInterest]:
-    """POIs in lists whose current image was curated (not stored by the pipeline or fallback)."""
-    in_list = PoiList.pois.through.objects.filter(pointofinterest_id=OuterRef("pk"))
-    pipeline_image = PoiRanking.objects.filter(poi_id=OuterRef("pk")).filter(
-        Q(status=PoiRanking.Status.UPDATED) | Q(uses_fallback=True)
-    )
-    pois = (
-        PointOfInterest.objects.filter(Exists(in_list))
-        .exclude(Q(image_file="") | Q(image_file__isnull=True))
-        .exclude(Exists(pipeline_image))
-    )
-    if city_id is not None:
-        pois = pois.filter(city_id=city_id)
-    return pois
-
-
-@transaction.atomic
-def bootstrap(city_id: int | None = None) -> dict[str, int]:
-    """Create bootstrap labels; existing labels (curator or earlier bootstrap) stay as they are.
-
-    Ineligible candidates (too far away) and ones that failed to score are left out: they say
-    nothing about how an image looks.
-    """
-    pois = list(bootstrap_pois(city_id).only("pk", "image_file", "city_id", "name"))
-    existing = set(
-        ImageTrainingData.objects.filter(poi__in=pois).values_list("poi_id", "image_url")
-    )
-    rows: list[ImageTrainingData] = []
-    for poi in pois:
-        url = current_image_url(poi)
-        if url and (poi.pk, url) not in existing:
-            rows.append(
-                ImageTrainingData(
-                    poi=poi,
-                    image_url=url,
-                    thumbnail_url=url,
-                    label=Label.GOOD,
-                    source=ImageTrainingData.Source.BOOTSTRAP,
-                )
-            )
-            existing.add((poi.pk, url))
-    candidates = Candidate.objects.filter(poi__in=pois, eligible=True, error="").only(
-        "poi_id", "image_url", "thumb_url", "score"
-    )
-    for cand in candidates:
-        if (cand.poi_id, cand.image_url) in existing:
-            continue
-        existing.add((cand.poi_id, cand.image_url))
-        rows.append(
-            ImageTrainingData(
-                poi_id=cand.poi_id,
-                image_url=cand.image_url,
-                thumbnail_url=cand.thumb_url,
-                label=Label.BAD,
-                aesthetic_score=cand.score,
-                source=ImageTrainingData.Source.BOOTSTRAP,
-            )
-        )
-    # ignore_conflicts: a curator labelling at this very moment keeps their label.
-    ImageTrainingData.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
-    good = sum(1 for r in rows if r.label == Label.GOOD)
-    return {"pois": len(pois), "good": good, "bad": len(rows) - good}
-
-
 # --- Export ---------------------------------------------------------------------------------
 
 EXPORT_FIELDS = [
@@ -262,6 +213,7 @@ EXPORT_FIELDS = [
     "thumbnail_url",
     "label",
     "aesthetic_score",
+    "model_name",
     "source",
     "labelled_by",
     "created_at",
@@ -285,6 +237,7 @@ def export_rows() -> Iterator[dict[str, Any]]:
             "thumbnail_url": row.thumbnail_url,
             "label": row.label,
             "aesthetic_score": row.aesthetic_score,
+            "model_name": row.model_name,
             "source": row.source,
             "labelled_by": row.labelled_by.get_username() if row.labelled_by else "",
             "created_at": row.created_at.isoformat(),

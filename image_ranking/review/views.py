@@ -3,7 +3,8 @@
 Every action is a POST form that works twice: with htmx it answers with only the affected
 fragment (plus the counts and a status line swapped out of band); without JavaScript it
 redirects back to the page the form came from, filters kept, with a message. GET never
-changes anything; bad ids are 404, bad parameters 400, and nothing is changed then.
+changes anything; bad ids are 404, bad parameters 400, refused actions 409, and nothing is
+changed then.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import (
@@ -29,7 +29,7 @@ from django_htmx.http import trigger_client_event
 
 from cities.models import City, PointOfInterest
 from image_ranking.models import Candidate, RankingRun, Scope
-from image_ranking.review import calibration, labels, selectors
+from image_ranking.review import bootstrap, calibration, labels, live, runpanel, selectors
 from image_ranking.review.forms import (
     BootstrapForm,
     FilterForm,
@@ -78,7 +78,8 @@ def _oob(
             "toast": message,
             "toast_level": level,
             "undo_depth": labels.undo_depth(request.session),
-            "calibration": calibration.calibrate() if labels_changed else None,
+            "calibration": calibration.calibrate(filters.model) if labels_changed else None,
+            "models": calibration.model_choices(),
             "filters": filters,
             "return_to": _return_to(filters),
         },
@@ -86,10 +87,10 @@ def _oob(
     )
 
 
-def _card_html(request: HttpRequest, card: selectors.Card, filters: Filters, run=None) -> str:
+def _card_html(request: HttpRequest, card: selectors.Card, filters: Filters) -> str:
     return render_to_string(
         "image_ranking/_poi_card.html",
-        {"card": card, "return_to": _return_to(filters), "watch_run": run},
+        {"card": card, "return_to": _return_to(filters)},
         request=request,
     )
 
@@ -100,7 +101,6 @@ def _answer_card(
     message: str,
     *,
     level: str = "success",
-    run: RankingRun | None = None,
     status: int = 200,
 ) -> HttpResponse:
     """htmx: the POI's card (+ counts, status line); otherwise a redirect back with a message."""
@@ -109,7 +109,7 @@ def _answer_card(
         getattr(messages, level)(request, message)
         return HttpResponseRedirect(_page_url(filters, f"#poi-{poi_id}"))
     card = selectors.one_card(poi_id, calibration.current_threshold())
-    html = _card_html(request, card, filters, run) if card else ""
+    html = _card_html(request, card, filters) if card else ""
     response = HttpResponse(html + _oob(request, filters, message, level), status=status)
     response["HX-Retarget"] = f"#poi-{poi_id}"
     response["HX-Reswap"] = "outerHTML"
@@ -162,10 +162,6 @@ def _error(request: HttpRequest, message: str, status: int = 409) -> HttpRespons
     return HttpResponseRedirect(_page_url(_post_filters(request)))
 
 
-def _progress_context(run: RankingRun | None) -> dict:
-    return {"run": run, "progress": selectors.progress_of(run) if run else None}
-
-
 # --- Pages ----------------------------------------------------------------------------------
 
 
@@ -183,10 +179,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest("Unknown list.", content_type="text/plain")
     threshold = calibration.current_threshold()
     page, cards = selectors.page_of_cards(filters, threshold)
-    run = selectors.latest_run()
+    return_to = _return_to(filters)
+    watch = live.Watch(tuple(c.poi.pk for c in cards))
+    run_panel = runpanel.panel(live.latest_run(), watch, runpanel.page_states(cards), return_to)
     context = {
         "filters": filters,
-        "return_to": _return_to(filters),
+        "return_to": return_to,
         "cities": cities,
         "poi_lists": poi_lists,
         "statuses": selectors.STATUSES,
@@ -194,6 +192,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "counts": selectors.counts(filters.city_id, filters.list_id),
         "page": page,
         "cards": cards,
+        "page_pois": ",".join(str(pk) for pk in watch.poi_ids),
         "prev_url": _page_url(Filters(**{**filters.__dict__, "page": page.number - 1}))
         if page.has_previous()
         else "",
@@ -202,11 +201,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         else "",
         "threshold": threshold,
         "calibration_model": calibration.model_name(),
+        "models": calibration.model_choices(),
         "scopes": Scope.choices,
-        "calibration": calibration.calibrate(),
+        "calibration": calibration.calibrate(filters.model),
         "undo_depth": labels.undo_depth(request.session),
-        "rate_per_hour": settings.WIKIMEDIA_RATE_PER_HOUR,
-        **_progress_context(run),
+        **run_panel.context(),
     }
     return render(request, "image_ranking/image_ranking.html", context)
 
@@ -214,18 +213,23 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 @require_GET
 def poi_card(request: HttpRequest, poi_id: int) -> HttpResponse:
-    """One card, for a card that refreshes itself while its re-rank runs."""
+    """One card, for a card that follows its own re-rank (`?run=`, swept on each poll so a
+    lost task still ends it)."""
+    from image_ranking.runs.sweep import sweep_run
+
+    run_id = request.GET.get("run", "")
+    if run_id and not run_id.isdigit():
+        return HttpResponseBadRequest("Bad run id.", content_type="text/plain")
+    if not PointOfInterest.objects.filter(pk=poi_id).exists():
+        return HttpResponse("No such POI.", status=404, content_type="text/plain")
+    run = RankingRun.objects.filter(pk=int(run_id)).first() if run_id else None
+    if run is not None and run.is_active:
+        sweep_run(run)
     card = selectors.one_card(poi_id, calibration.current_threshold())
     if card is None:
         return HttpResponse("No such POI.", status=404, content_type="text/plain")
-    run = None
-    run_id = request.GET.get("run", "")
-    if run_id:
-        if not run_id.isdigit():
-            return HttpResponseBadRequest("Bad run id.", content_type="text/plain")
-        run = RankingRun.objects.filter(pk=int(run_id)).first()
     filters = filters_from_return_to(request.GET.get("return_to", ""))
-    return HttpResponse(_card_html(request, card, filters, run if run and run.is_active else None))
+    return HttpResponse(_card_html(request, card, filters))
 
 
 # --- Labels ---------------------------------------------------------------------------------
@@ -300,18 +304,22 @@ def use_candidate(request: HttpRequest, candidate_id: int) -> HttpResponse:
 @staff_member_required
 @require_POST
 def rerank_poi(request: HttpRequest, poi_id: int) -> HttpResponse:
-    from image_ranking.runs.service import start_run
+    """Re-rank one POI: a run of its own (Kind.POI), followed by the card, not the panel."""
+    from image_ranking.runs.service import RunAlreadyActive, start_run
 
     poi = get_object_or_404(PointOfInterest, pk=poi_id)
     if not poi.lists.exists():
         return _error(request, "Only POIs in a list are ranked.")
-    run = start_run(
-        scope=Scope.ALL,
-        poi_ids=[poi.pk],
-        threshold=calibration.current_threshold(),
-        user=request.user,
-    )
-    return _answer_card(request, poi.pk, "Re-rank queued.", run=run)
+    try:
+        start_run(
+            scope=Scope.ALL,
+            poi_ids=[poi.pk],
+            threshold=calibration.current_threshold(),
+            user=request.user,
+        )
+    except RunAlreadyActive as exc:
+        return _error(request, f"A re-rank of this POI is already going (run {exc.run.pk}).")
+    return _answer_card(request, poi.pk, "Re-rank queued.")
 
 
 @staff_member_required
@@ -332,82 +340,148 @@ def apply_fallback(request: HttpRequest, poi_id: int) -> HttpResponse:
             else f"no fallback image for “{poi.category}”"
         )
         return _answer_card(request, poi.pk, f"No fallback applied: {reason}.", level="warning")
-    return _answer_card(request, poi.pk, "Category fallback image applied.")
+    return _answer_card(
+        request, poi.pk, "Category fallback image applied; the POI still needs a photo."
+    )
+
+
+def _watch(data, *, shown: str = "") -> live.Watch | None:
+    """The page's POIs a panel answer watches (`pois`, `shown`); None when malformed."""
+    try:
+        return live.Watch.parse(data.get("pois", "")[:2000], shown[:2000])
+    except live.BadWatch:
+        return None
+
+
+def _panel_answer(
+    request: HttpRequest, run: RankingRun, watch: live.Watch, return_to: str
+) -> HttpResponse:
+    """The run panel, plus (htmx) the watched cards whose state changed, swapped in place."""
+    now, cards = runpanel.changed_cards(watch)
+    run_panel = runpanel.panel(run, watch, now, return_to)
+    html = render_to_string("image_ranking/_progress.html", run_panel.context(), request)
+    return HttpResponse(html + runpanel.oob_cards(request, cards, return_to))
 
 
 @staff_member_required
 @require_POST
 def start_ranking_run(request: HttpRequest) -> HttpResponse:
-    from image_ranking.runs.service import start_run
+    from image_ranking.runs.service import RunAlreadyActive, start_run
 
     form = RunForm(request.POST)
+    watch = _watch(request.POST)
     if not form.is_valid():
         return _bad_request(form)
+    if watch is None:
+        return HttpResponseBadRequest("Bad POI ids.", content_type="text/plain")
     data = form.cleaned_data
     city = None
     if data["city"]:
         city = City.objects.filter(pk=data["city"]).first()
         if city is None:
             return HttpResponseBadRequest("Unknown city.", content_type="text/plain")
-    # The same request twice (a double click, a second curator) would rank the same POIs
-    # twice; a different scope or city may run alongside (the rate limit is shared anyway).
-    duplicate = RankingRun.objects.filter(
-        status__in=[RankingRun.Status.QUEUED, RankingRun.Status.RUNNING],
-        scope=data["scope"],
-        city=city,
-    ).first()
-    if duplicate:
-        return _error(request, f"Run {duplicate.pk} for the same POIs is still going.")
     threshold = data["threshold"]
-    run = start_run(
-        scope=data["scope"],
-        city=city,
-        threshold=threshold if threshold is not None else calibration.current_threshold(),
-        replace_existing=data["replace_existing"],
-        user=request.user,
-    )
-    message = f"Run {run.pk}: {run.total} POIs queued." if run.total else "No POIs to rank."
-    return _answer_panel(request, "image_ranking/_progress.html", _progress_context(run), message)
+    try:
+        # The same request twice (a double click, a second curator) is refused atomically;
+        # a different scope or city may run alongside (the rate limit is shared anyway).
+        run = start_run(
+            scope=data["scope"],
+            city=city,
+            threshold=threshold if threshold is not None else calibration.current_threshold(),
+            replace_existing=data["replace_existing"],
+            user=request.user,
+        )
+    except RunAlreadyActive as exc:
+        return _error(request, str(exc))
+    total = run.tally().total
+    message = f"Run {run.pk}: {total} POIs queued." if total else "No POIs to rank."
+    filters = _post_filters(request)
+    if not request.htmx:
+        messages.success(request, message)
+        return HttpResponseRedirect(_page_url(filters))
+    response = _panel_answer(request, run, watch, _return_to(filters))
+    response.content += _oob(request, filters, message, "success").encode()
+    return response
 
 
 @staff_member_required
 @require_GET
 def run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
-    """The progress bar; it polls itself while the run is active and stops when it ends."""
+    """The run panel; it polls itself while the run is active and stops when it ends. Each
+    poll sweeps the run (lost tasks end as failed, so a dead run ends while curators watch)
+    and brings the cards of the page's POIs whose item changed."""
+    from image_ranking.runs.sweep import sweep_run
+
     run = get_object_or_404(RankingRun.objects.select_related("city"), pk=run_id)
-    response = render(request, "image_ranking/_progress.html", _progress_context(run))
+    watch = _watch(request.GET, shown=request.GET.get("shown", ""))
+    if watch is None:
+        return HttpResponseBadRequest("Bad live-card parameters.", content_type="text/plain")
+    if run.is_active:
+        sweep_run(run)
+        run.refresh_from_db()
+    return_to = _return_to(filters_from_return_to(request.GET.get("return_to", "")))
+    response = _panel_answer(request, run, watch, return_to)
     if not run.is_active:
         trigger_client_event(response, RUN_FINISHED_EVENT, {"run": run.pk})
+    return response
+
+
+@staff_member_required
+@require_POST
+def cancel_ranking_run(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Cancel an active run: its queued POIs are not ranked; the one in hand finishes."""
+    from image_ranking.runs.service import cancel_run
+
+    run = get_object_or_404(RankingRun.objects.select_related("city"), pk=run_id)
+    if not run.is_active:
+        return _error(request, f"Run {run.pk} has ended already ({run.get_status_display()}).")
+    cancelled = cancel_run(run, user=request.user)
+    message = f"Run {run.pk} cancelled: {cancelled} queued POIs will not be ranked."
+    filters = _post_filters(request)
+    if not request.htmx:
+        messages.success(request, message)
+        return HttpResponseRedirect(_page_url(filters))
+    response = _panel_answer(request, run, live.Watch(), _return_to(filters))
+    response.content += _oob(request, filters, message, "success").encode()
+    trigger_client_event(response, RUN_FINISHED_EVENT, {"run": run.pk})
     return response
 
 
 # --- Calibration, bootstrap, export ---------------------------------------------------------
 
 
+def _calibration_answer(request: HttpRequest, model: str, message: str) -> HttpResponse:
+    return _answer_panel(
+        request,
+        "image_ranking/_calibration.html",
+        {"calibration": calibration.calibrate(model), "models": calibration.model_choices()},
+        message,
+    )
+
+
 @staff_member_required
 @require_POST
 def adopt_threshold(request: HttpRequest) -> HttpResponse:
+    """Adopt a threshold for the next runs of the model the panel shows."""
     form = ThresholdForm(request.POST)
     if not form.is_valid():
         return _bad_request(form)
+    model = form.cleaned_data["model"] or calibration.model_name()
     try:
-        adopted = calibration.adopt_threshold(form.cleaned_data["threshold"], user=request.user)
+        adopted = calibration.adopt_threshold(
+            form.cleaned_data["threshold"], model=model, user=request.user
+        )
     except calibration.NotEnoughLabels as exc:
         return _error(request, f"No threshold adopted: {exc}.")
-    response = _answer_panel(
+    response = _calibration_answer(
         request,
-        "image_ranking/_calibration.html",
-        {"calibration": calibration.calibrate()},
-        f"Threshold {adopted.threshold:.2f} adopted for the next runs.",
+        model,
+        f"Threshold {adopted.threshold:.2f} adopted for the next {model} runs.",
     )
-    if request.htmx:
+    if request.htmx and model == calibration.model_name():
         response.content += render_to_string(
             "image_ranking/_threshold.html",
-            {
-                "oob": True,
-                "threshold": adopted.threshold,
-                "calibration_model": adopted.model_name,
-            },
+            {"oob": True, "threshold": adopted.threshold, "calibration_model": model},
         ).encode()
     return response
 
@@ -421,17 +495,14 @@ def bootstrap_labels(request: HttpRequest) -> HttpResponse:
     city_id = form.cleaned_data["city"]
     if city_id and not City.objects.filter(pk=city_id).exists():
         return HttpResponseBadRequest("Unknown city.", content_type="text/plain")
-    result = labels.bootstrap(city_id)
+    result = bootstrap.bootstrap(city_id)
     message = (
-        f"Bootstrap: {result['good']} good and {result['bad']} bad labels added "
-        f"from {result['pois']} curated POIs; existing labels kept."
+        f"Bootstrap: {result.good} good and {result.bad} bad labels added "
+        f"from {result.pois} curated POIs; existing labels kept."
     )
-    return _answer_panel(
-        request,
-        "image_ranking/_calibration.html",
-        {"calibration": calibration.calibrate()},
-        message,
-    )
+    if result.removed:
+        message += f" {result.removed} bootstrap bad labels of curated images removed."
+    return _calibration_answer(request, _post_filters(request).model, message)
 
 
 @staff_member_required

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from cities.models import City, PoiList, PointOfInterest
+from cities.models import City, PoiList, PointOfInterest, Validation
 from image_ranking.models import Candidate, PoiRanking
 
 CATEGORIES = ["see", "eat", "drink", "sleep", "shop", "play"]
@@ -26,9 +26,12 @@ def make_pois(
     flag_every: int = 5,
     urls: Callable[[int, int], tuple[str, str]] = default_thumb,
     bulk: bool = False,
+    origin: str = PoiRanking.Origin.PIPELINE,
 ) -> tuple[City, PoiList, list[PointOfInterest]]:
-    """`n_pois` POIs in one list; every `image_every`-th has an image, every `flag_every`-th
-    is flagged; each has `n_candidates` scored candidates (the best one the winner)."""
+    """`n_pois` POIs in one list; every `image_every`-th has an image (stored from `origin`,
+    by default the pipeline's winner), every `flag_every`-th POI without one is flagged (a
+    below_threshold Validation); each has `n_candidates` scored candidates (the best one the
+    winner)."""
     city, _ = City.objects.get_or_create(
         name=city_name, defaults={"latitude": 38.72, "longitude": -9.14}
     )
@@ -91,8 +94,56 @@ def make_pois(
                 threshold=4.5,
                 model_name="nima",
                 reason="best score 4.30 is below the threshold 4.50" if flagged else "",
+                image_origin=origin if poi.image_file else PoiRanking.Origin.EXISTING,
+                validation=Validation.objects.create(
+                    parent=city,
+                    context="image_ranking",
+                    aggregate="below_threshold",
+                    specialized_aggregate=f"poi:{poi.pk}",
+                    description=f"{poi.name}: best score 4.30 is below the threshold 4.50",
+                )
+                if flagged
+                else None,
             )
         )
     Candidate.objects.bulk_create(candidates, batch_size=1000)
     PoiRanking.objects.bulk_create(rankings, batch_size=1000)
     return city, poi_list, pois
+
+
+def make_run(
+    pois: list[PointOfInterest],
+    outcomes: list[str],
+    *,
+    status: str = "running",
+    kind: str = "batch",
+    scope: str = "missing",
+    threshold: float | None = 4.5,
+):
+    """A run with one item per POI in the given outcomes (as the pipeline records them)."""
+    from django.utils import timezone
+
+    from image_ranking.models import FINAL_OUTCOMES, RankingRun, RankingRunItem
+
+    active = status in RankingRun.ACTIVE
+    run = RankingRun.objects.create(
+        kind=kind, scope=scope, status=status, threshold=threshold, started_at=timezone.now()
+    )
+    if active:
+        key = f"poi:{pois[0].pk}" if kind == "poi" else f"{scope}:*"
+        RankingRun.objects.filter(pk=run.pk).update(active_key=key)
+        run.refresh_from_db()
+    now = timezone.now()
+    RankingRunItem.objects.bulk_create(
+        [
+            RankingRunItem(
+                run=run,
+                poi=poi,
+                outcome=outcome,
+                started_at=now if outcome != "pending" else None,
+                finished_at=now if outcome in FINAL_OUTCOMES else None,
+            )
+            for poi, outcome in zip(pois, outcomes, strict=True)
+        ]
+    )
+    return run

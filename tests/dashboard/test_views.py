@@ -17,9 +17,10 @@ from image_ranking.models import (
     ImageTrainingData,
     PoiRanking,
     RankingRun,
+    RankingRunItem,
 )
 from image_ranking.review import calibration
-from tests.dashboard.factories import make_pois
+from tests.dashboard.factories import make_pois, make_run
 
 pytestmark = pytest.mark.django_db
 
@@ -31,22 +32,32 @@ def snapshot() -> tuple:
     """Everything an action could change."""
     return (
         list(ImageTrainingData.objects.values_list("poi_id", "image_url", "label", "source")),
-        list(RankingRun.objects.values_list("pk", "status")),
+        list(RankingRun.objects.values_list("pk", "status", "active_key")),
+        list(RankingRunItem.objects.values_list("pk", "outcome")),
         list(AdoptedThreshold.objects.values_list("pk", "threshold")),
         list(PointOfInterest.objects.values_list("pk", "image_file")),
         list(Candidate.objects.values_list("pk", "is_winner")),
-        list(PoiRanking.objects.values_list("pk", "status", "uses_fallback")),
+        list(PoiRanking.objects.values_list("pk", "status", "image_origin")),
         OrmQ.objects.count(),
     )
 
 
-def endpoints(pois) -> list[tuple[str, str, dict]]:
+@pytest.fixture
+def active_run(pois):
+    """A batch run going on over the POIs without an image."""
+    _, _, poi_objs = pois
+    return make_run([p for p in poi_objs if not p.image_file], ["pending"] * 4, status="running")
+
+
+def endpoints(pois, run: RankingRun) -> list[tuple[str, str, dict]]:
     _, _, poi_objs = pois
     poi = poi_objs[0]
     cand = Candidate.objects.filter(poi=poi).first()
+    progress = reverse("image_ranking:run_progress", args=[run.pk])
     return [
         ("get", DASH, {}),
         ("get", reverse("image_ranking:poi_card", args=[poi.pk]), {}),
+        ("get", f"{progress}?pois={poi.pk},{poi_objs[1].pk}&shown={poi_objs[1].pk}q", {}),
         ("get", reverse("image_ranking:export_csv"), {}),
         ("get", reverse("image_ranking:export_jsonl"), {}),
         ("post", reverse("image_ranking:label_candidate", args=[cand.pk]), {"label": "good"}),
@@ -58,6 +69,7 @@ def endpoints(pois) -> list[tuple[str, str, dict]]:
         ("post", reverse("image_ranking:bootstrap"), {}),
         ("post", reverse("image_ranking:start_run"), {"scope": "missing"}),
         ("post", reverse("image_ranking:adopt_threshold"), {"threshold": "5.0"}),
+        ("post", reverse("image_ranking:cancel_run", args=[run.pk]), {}),
     ]
 
 
@@ -71,19 +83,18 @@ POST_NAMES = [
     "bootstrap",
     "start_run",
     "adopt_threshold",
+    "cancel_run",
 ]
 
 
 # --- Access ---------------------------------------------------------------------------------
 
 
-def test_anonymous_and_non_staff_get_a_login_redirect_and_no_data(client, plain_client, pois):
-    run = RankingRun.objects.create(total=3)
+def test_anonymous_and_non_staff_get_a_login_redirect_and_no_data(
+    client, plain_client, pois, active_run
+):
     before = snapshot()
-    urls = [
-        *endpoints(pois),
-        ("get", reverse("image_ranking:run_progress", args=[run.pk]), {}),
-    ]
+    urls = endpoints(pois, active_run)
     for who in (client, plain_client):
         for method, url, data in urls:
             response = getattr(who, method)(url, data)
@@ -93,9 +104,9 @@ def test_anonymous_and_non_staff_get_a_login_redirect_and_no_data(client, plain_
     assert snapshot() == before
 
 
-def test_every_post_needs_the_csrf_token(csrf_client, pois):
+def test_every_post_needs_the_csrf_token(csrf_client, pois, active_run):
     before = snapshot()
-    for method, url, data in endpoints(pois):
+    for method, url, data in endpoints(pois, active_run):
         if method == "post":
             assert csrf_client.post(url, data, **HTMX).status_code == 403, url
     assert snapshot() == before
@@ -112,10 +123,9 @@ def test_csrf_token_from_the_page_lets_the_post_through(csrf_client, pois):
     assert ImageTrainingData.objects.get().label == "bad"
 
 
-def test_get_never_changes_anything_and_post_endpoints_refuse_get(staff_client, pois):
-    RankingRun.objects.create(total=2)
+def test_get_never_changes_anything_and_post_endpoints_refuse_get(staff_client, pois, active_run):
     before = snapshot()
-    for method, url, data in endpoints(pois):
+    for method, url, data in endpoints(pois, active_run):
         response = staff_client.get(url, data)
         assert response.status_code == (200 if method == "get" else 405), url
         if method == "get":
@@ -149,7 +159,7 @@ def test_bad_ids_are_404_and_change_nothing(staff_client, pois):
     for name in ["label_candidate", "use_candidate"]:
         url = reverse(f"image_ranking:{name}", args=[999999])
         assert staff_client.post(url, {"label": "good"}, **HTMX).status_code == 404
-    for name in ["label_current", "rerank", "fallback"]:
+    for name in ["label_current", "rerank", "fallback", "cancel_run"]:
         url = reverse(f"image_ranking:{name}", args=[999999])
         assert staff_client.post(url, {"label": "good"}, **HTMX).status_code == 404
     assert staff_client.get(reverse("image_ranking:poi_card", args=[999999])).status_code == 404
@@ -170,6 +180,9 @@ def test_bad_ids_are_404_and_change_nothing(staff_client, pois):
         ("adopt_threshold", {"threshold": "-1"}),
         ("adopt_threshold", {"threshold": "ten"}),
         ("bootstrap", {"city": "99999"}),
+        ("start_run", {"scope": "missing", "pois": "1,x"}),
+        ("start_run", {"scope": "missing", "pois": "-3"}),
+        ("adopt_threshold", {"threshold": "5", "model": "clip"}),
     ],
 )
 def test_bad_post_parameters_are_400_and_change_nothing(staff_client, pois, name, data):
@@ -188,7 +201,10 @@ def test_dashboard_shows_counts_cards_and_states(staff_client, pois):
     assert response.status_code == 200
     html = response.content.decode()
     counts = response.context["counts"]
-    assert counts == {"in_lists": 6, "missing": 4, "flagged": 1, "ranked": 5, "labelled": 0}
+    assert counts == {
+        "in_lists": 6, "missing": 4, "fallback": 0, "flagged": 1, "ranked": 6, "has_image": 2,
+        "labelled": 0,
+    }  # fmt: skip
     assert "Lisbon sight 00000" in html and "Lisbon sight 00005" in html
     assert "Missing" in html  # a POI without an image says so
     assert "below the threshold" in html  # the flagged POI's reason
@@ -230,11 +246,13 @@ def test_page_costs_the_same_queries_whatever_its_size(staff_client, db, django_
     ImageTrainingData.objects.create(
         poi=PointOfInterest.objects.first(), image_url="x", label="good", aesthetic_score=6
     )
-    RankingRun.objects.create(total=10, processed=3, status="running")
+    pois = list(PointOfInterest.objects.order_by("pk")[:10])
+    make_run(pois, ["updated"] * 3 + ["running"] + ["pending"] * 6, status="running")
     staff_client.get(DASH)  # warm the session
     # session + user, counts (2), filter options (2), threshold, calibration (2: threshold,
-    # bins), paginator count, POIs, candidates, labels, lists, latest run.
-    expected = 15
+    # bins), paginator count, POIs, candidates, labels, lists, live items, active batch run,
+    # its tally.
+    expected = 17
     for per_page in (10, 20, 50):
         with django_assert_num_queries(expected):
             response = staff_client.get(f"{DASH}?per_page={per_page}")
@@ -327,32 +345,6 @@ def test_undo_walks_back_label_by_label(staff_client, pois):
     assert response.status_code == 302
 
 
-def test_bootstrap_labels_curated_images_and_keeps_curator_labels(staff_client, staff, db):
-    _, _, pois = make_pois(3, 3, image_every=1, flag_every=0)
-    curated, pipeline, other = pois
-    PoiRanking.objects.filter(poi__in=[curated, other]).update(status=PoiRanking.Status.RANKED)
-    # A curator already said one alternative of `curated` is good: bootstrap must keep it.
-    kept = Candidate.objects.filter(poi=curated, eligible=True).order_by("search_rank")[1]
-    ImageTrainingData.objects.create(
-        poi=curated, image_url=kept.image_url, label="good", source="curator", labelled_by=staff
-    )
-    response = staff_client.post(reverse("image_ranking:bootstrap"), **HTMX)
-    assert response.status_code == 200 and 'id="calibration"' in response.content.decode()
-    labels = {(r.poi_id, r.image_url): r for r in ImageTrainingData.objects.all()}
-    assert labels[(curated.pk, curated.image_file.url)].label == "good"
-    assert labels[(curated.pk, curated.image_file.url)].source == "bootstrap"
-    assert labels[(curated.pk, kept.image_url)].label == "good"  # untouched
-    assert labels[(curated.pk, kept.image_url)].source == "curator"
-    bad = [r for r in labels.values() if r.label == "bad"]
-    assert {r.poi_id for r in bad} == {curated.pk, other.pk}
-    assert all(r.aesthetic_score is not None for r in bad)
-    assert not any(r.poi_id == pipeline.pk for r in labels.values())  # pipeline image: skipped
-    assert not any("POI_" in r.image_url and "_3.jpg" in r.image_url for r in bad)  # ineligible
-    count = len(labels)
-    staff_client.post(reverse("image_ranking:bootstrap"), **HTMX)
-    assert ImageTrainingData.objects.count() == count  # re-running adds nothing
-
-
 def test_export_csv_and_jsonl(staff_client, staff, pois):
     cand = Candidate.objects.filter(eligible=True).order_by("pk").first()
     staff_client.post(label_url(cand), {"label": "good"}, **HTMX)
@@ -418,11 +410,13 @@ def test_rank_missing_enqueues_jobs_and_shows_a_polling_progress_bar(staff_clien
     )
     assert response.status_code == 200
     run = RankingRun.objects.get()
-    assert run.total == 4 and run.threshold == 5.1 and run.city == city
+    assert run.tally().total == 4 and run.threshold == 5.1 and run.city == city
+    assert run.kind == "batch"
     assert OrmQ.objects.count() == 4  # one Django-Q task per POI
     html = response.content.decode()
     progress_url = reverse("image_ranking:run_progress", args=[run.pk])
-    assert f'hx-get="{progress_url}" hx-trigger="every 2s"' in html
+    assert f'hx-get="{progress_url}' in html and 'hx-trigger="every 2s"' in html
+    assert "ranked with threshold 5.10" in html  # the run's own threshold, named as such
     assert "0</b> / <span data-total>4</span>" in html
     # The same run again while this one is active (a double click) is refused...
     again = staff_client.post(
@@ -437,11 +431,15 @@ def test_rank_missing_enqueues_jobs_and_shows_a_polling_progress_bar(staff_clien
 
 def test_progress_stops_polling_when_the_run_ends(staff_client, db, settings):
     settings.WIKIMEDIA_RATE_PER_HOUR = 500
-    run = RankingRun.objects.create(total=100, processed=40, flagged=3, status="running")
+    _, _, pois = make_pois(100, 1, image_every=0, flag_every=0, bulk=True)
+    run = make_run(pois, ["updated"] * 37 + ["flagged"] * 3 + ["pending"] * 60)
     url = reverse("image_ranking:run_progress", args=[run.pk])
     html = staff_client.get(url, **HTMX).content.decode()
     assert 'hx-trigger="every 2s"' in html and "about 7 min left" in html  # 60 x 7.2 s
-    RankingRun.objects.filter(pk=run.pk).update(status="finished", processed=100)
+    assert "<b data-processed>40</b> / <span data-total>100</span>" in html
+    assert "3 flagged" in html and "37 updated" in html
+    RankingRunItem.objects.filter(run=run, outcome="pending").update(outcome="ranked")
+    RankingRun.objects.filter(pk=run.pk).update(status="finished", active_key=None)
     response = staff_client.get(url, **HTMX)
     assert "hx-trigger" not in response.content.decode()
     assert "rankingRunFinished" in response["HX-Trigger"]
@@ -452,9 +450,19 @@ def test_rerank_starts_a_run_for_that_poi_and_the_card_watches_it(staff_client, 
     poi = poi_objs[2]
     response = staff_client.post(reverse("image_ranking:rerank", args=[poi.pk]), **HTMX)
     run = RankingRun.objects.get()
-    assert (run.total, run.scope) == (1, "all") and OrmQ.objects.count() == 1
+    assert (run.tally().total, run.scope, run.kind) == (1, "all", "poi")
+    assert OrmQ.objects.count() == 1
     html = response.content.decode()
-    assert f"?run={run.pk}" in html and "Re-ranking" in html
+    assert f"?run={run.pk}" in html and "Re-rank queued" in html
+    # The run panel shows batch runs only: a one-POI re-rank leaves it alone.
+    page = staff_client.get(DASH)
+    assert page.context["run"] is None and "No ranking run yet" in page.content.decode()
+    assert f'data-watch-run="{run.pk}"' in page.content.decode()  # the card follows it
+    # A second click while it goes on is refused, and nothing more is queued.
+    before = snapshot()
+    again = staff_client.post(reverse("image_ranking:rerank", args=[poi.pk]), **HTMX)
+    assert again.status_code == 409 and f"already going (run {run.pk})" in again.text
+    assert snapshot() == before
 
 
 def test_category_fallback_for_a_poi_without_an_image(staff_client, pois, media_root):
@@ -465,7 +473,9 @@ def test_category_fallback_for_a_poi_without_an_image(staff_client, pois, media_
     poi.refresh_from_db()
     assert poi.image_file and (media_root / poi.image_file.name).is_file()
     assert PoiRanking.objects.get(poi=poi).uses_fallback
-    assert "badge--fallback" in response.content.decode()
+    html = response.content.decode()
+    assert "badge--fallback" in html and "data-fallback-chip" in html
+    assert "still needs a photo" in html
 
 
 def test_use_this_image_stores_the_candidate(staff_client, db, commons_server, media_root):
@@ -513,7 +523,7 @@ def test_actions_without_javascript_redirect_back_with_a_message(staff_client, p
         reverse("image_ranking:start_run"), {"scope": "missing", "return_to": back}
     )
     assert response.status_code == 302 and response["Location"] == f"{DASH}?{back}"
-    assert RankingRun.objects.get().total == 4
+    assert RankingRun.objects.get().tally().total == 4
     page = staff_client.get(response["Location"])
     assert "Run 1: 4 POIs queued." in page.content.decode()
     response = staff_client.post(
@@ -534,7 +544,7 @@ def test_a_candidate_link_is_never_a_script_url(staff_client, pois):
 
 def test_admin_lists_the_image_ranking_models(admin_client, pois):
     ImageTrainingData.objects.create(poi=pois[2][0], image_url="u", label="good")
-    RankingRun.objects.create(total=1)
+    make_run(pois[2][:2], ["pending", "updated"])
     calibration.adopt_threshold(5.0)
     for model in ["imagetrainingdata", "rankingrun", "poiranking", "candidate", "adoptedthreshold"]:
         url = reverse(f"admin:image_ranking_{model}_changelist")
