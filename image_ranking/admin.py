@@ -6,10 +6,10 @@ from django.contrib import admin
 from django.db.models import Count, Q
 
 from image_ranking.models import (
+    FINAL_OUTCOMES,
     AdoptedThreshold,
     Candidate,
     ImageTrainingData,
-    FINAL_OUTCOMES,
     PoiRanking,
     RankingRun,
     RankingRunItem,

@@ -53,7 +53,7 @@ class RankingRun(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     # Set while the run is active, cleared when it ends: the unique constraint makes "one
     # active batch run per scope and city" atomic (two quick clicks start one run).
-    active_key = models.CharField(max_length=60, null=True, blank=True, unique=True)  # noqa: DJ001
+    active_key = models.CharField(max_length=60, null=True, blank=True, unique=True)
     message = models.CharField(max_length=500, blank=True, default="")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
@@ -94,17 +94,17 @@ class RunTally:
 
     @classmethod
     def of(cls, items: models.QuerySet) -> RunTally:
-        O = RankingRunItem.Outcome  # noqa: N806
+        out = RankingRunItem.Outcome
         row = items.aggregate(
             total=Count("pk"),
             processed=Count("pk", filter=Q(outcome__in=FINAL_OUTCOMES)),
-            updated=Count("pk", filter=Q(outcome=O.UPDATED)),
-            ranked=Count("pk", filter=Q(outcome=O.RANKED)),
-            flagged=Count("pk", filter=Q(outcome=O.FLAGGED)),
-            failed=Count("pk", filter=Q(outcome=O.FAILED)),
-            skipped=Count("pk", filter=Q(outcome=O.SKIPPED)),
-            cancelled=Count("pk", filter=Q(outcome=O.CANCELLED)),
-            running=Count("pk", filter=Q(outcome=O.RUNNING)),
+            updated=Count("pk", filter=Q(outcome=out.UPDATED)),
+            ranked=Count("pk", filter=Q(outcome=out.RANKED)),
+            flagged=Count("pk", filter=Q(outcome=out.FLAGGED)),
+            failed=Count("pk", filter=Q(outcome=out.FAILED)),
+            skipped=Count("pk", filter=Q(outcome=out.SKIPPED)),
+            cancelled=Count("pk", filter=Q(outcome=out.CANCELLED)),
+            running=Count("pk", filter=Q(outcome=out.RUNNING)),
         )
         return cls(**row)
 

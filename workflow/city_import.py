@@ -43,6 +43,7 @@ from cities.models import City  # noqa: E402
 from cities.services.city_import import CityExportError, import_city_export_file  # noqa: E402
 from image_ranking.models import RankingRun, Scope  # noqa: E402
 from image_ranking.runs import service as runs  # noqa: E402
+from image_ranking.runs.sweep import sweep_run  # noqa: E402
 
 # 500 Commons API requests per hour (the anonymous default) rank ~370 POIs in ~45 minutes;
 # a bigger city or a busy queue needs more, so the default leaves generous headroom.
@@ -73,10 +74,19 @@ def _db(func: Any) -> Any:
 
 
 def _progress_line(run: RankingRun) -> str:
+    tally = run.tally()
     return (
-        f"run {run.pk}: {run.processed}/{run.total} POIs processed "
-        f"({run.updated} updated, {run.flagged} flagged, {run.failed} failed)"
+        f"run {run.pk}: {tally.processed}/{tally.total} POIs processed "
+        f"({tally.updated} updated, {tally.flagged} flagged, {tally.failed} failed)"
     )
+
+
+def _poll(run: RankingRun) -> RankingRun:
+    """Refresh the run, sweeping its lost items first (a dead task must not keep it open)."""
+    run.refresh_from_db()
+    sweep_run(run)
+    run.refresh_from_db()
+    return run
 
 
 async def _wait_for_run(
@@ -86,18 +96,19 @@ async def _wait_for_run(
     deadline = time.monotonic() + timeout
     logged_batches = 0
     while True:
-        await _db(run.refresh_from_db)()
-        batches = run.processed // batch_size
+        run = await _db(_poll)(run)
+        tally = await _db(run.tally)()
+        batches = tally.processed // batch_size
         if batches > logged_batches:
             logged_batches = batches
-            logger.info("Image ranking %s", _progress_line(run))
+            logger.info("Image ranking %s", await _db(_progress_line)(run))
         if not run.is_active:
             return run
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise RankingTimeoutError(
                 f"Image ranking run {run.pk} did not finish within {timeout:g} s: "
-                f"{run.processed}/{run.total} POIs processed. Is a Django-Q cluster running "
+                f"{tally.processed}/{tally.total} POIs processed. Is a Django-Q cluster running "
                 "(`python manage.py qcluster`)? The queued jobs stay queued and will still run; "
                 "follow the run on /image-ranking/, or run the flow with --inline where no "
                 "cluster is available."
@@ -140,24 +151,30 @@ async def rank_poi_images_for_lists(
         what = "POIs ranked in-process" if inline else "jobs enqueued"
         logger.info("Image ranking: %d/%d %s", done, total, what)
 
-    run = await _db(runs.start_run)(
-        scope=scope, city=city, threshold=threshold, sync=inline, progress=log_progress
-    )
-    if inline:
-        logger.info("Image ranking finished in-process: %s", _progress_line(run))
-    else:
-        batches = -(-run.total // runs.ENQUEUE_BATCH)
-        logger.info(
-            "Image ranking run %s: %d POIs in lists of %s (scope %s), %d jobs enqueued "
-            "in %d batch(es) of %d",
-            run.pk,
-            run.total,
-            city.name,
-            scope,
-            run.total,
-            batches,
-            runs.ENQUEUE_BATCH,
+    try:
+        run = await _db(runs.start_run)(
+            scope=scope, city=city, threshold=threshold, sync=inline, progress=log_progress
         )
+        joined = False
+    except runs.RunAlreadyActive as exc:  # the same POIs are being ranked: follow that run
+        run, joined = exc.run, True
+        logger.info("Image ranking: %s Waiting for it instead of starting another.", exc)
+    total = (await _db(run.tally)()).total
+    if inline and not joined:
+        logger.info("Image ranking finished in-process: %s", await _db(_progress_line)(run))
+    else:
+        if not joined:
+            logger.info(
+                "Image ranking run %s: %d POIs in lists of %s (scope %s), %d jobs enqueued "
+                "in %d batch(es) of %d",
+                run.pk,
+                total,
+                city.name,
+                scope,
+                total,
+                -(-total // runs.ENQUEUE_BATCH),
+                runs.ENQUEUE_BATCH,
+            )
         if wait:
             run = await _wait_for_run(
                 run,
@@ -166,10 +183,10 @@ async def rank_poi_images_for_lists(
                 batch_size=batch_size,
                 logger=logger,
             )
-            logger.info("Image ranking finished: %s", _progress_line(run))
+            logger.info("Image ranking finished: %s", await _db(_progress_line)(run))
     outcome = await _db(runs.run_result)(run)
     outcome["scope"] = scope
-    outcome["enqueued_count"] = 0 if inline else run.total
+    outcome["enqueued_count"] = 0 if inline or joined else total
     return outcome
 
 

@@ -7,7 +7,7 @@ see = "rocket" (SpaceX launch photo, public domain), eat = "coffee" and drink = 
 (Lav Varshney, CC0), play = "astronaut" (NASA, public domain).
 
 A fallback is stored through the same safe storage path as a winner (a copy under
-`poi_image_path()`), and `PoiRanking.uses_fallback` keeps the POI in scope "missing", so a
+`poi_image_path()`), and `PoiRanking.image_origin = fallback` keeps the POI in scope "missing", so a
 later run replaces it as soon as Commons has something good.
 """
 
@@ -64,7 +64,9 @@ def _apply(poi: PointOfInterest, ranking: PoiRanking) -> bool:
         logger.warning("No fallback image for category %r (POI %s)", poi.category, poi.pk)
         return False
     store_image_bytes(poi, path.read_bytes())
-    ranking.uses_fallback = True
-    PoiRanking.objects.filter(pk=ranking.pk).update(uses_fallback=True, ranked_at=timezone.now())
+    ranking.image_origin = PoiRanking.Origin.FALLBACK
+    PoiRanking.objects.filter(pk=ranking.pk).update(
+        image_origin=PoiRanking.Origin.FALLBACK, ranked_at=timezone.now()
+    )
     logger.info("POI %s %r got the %s fallback image", poi.pk, poi.name, poi.category)
     return True

@@ -21,7 +21,8 @@ CONTEXT = "image_ranking"
 NO_IMAGES = "no_images"
 BELOW_THRESHOLD = "below_threshold"
 FETCH_FAILED = "fetch_failed"
-AGGREGATES = (NO_IMAGES, BELOW_THRESHOLD, FETCH_FAILED)
+INTERNAL_ERROR = "internal_error"  # an unexpected error, a lost task or a timeout
+AGGREGATES = (NO_IMAGES, BELOW_THRESHOLD, FETCH_FAILED, INTERNAL_ERROR)
 
 
 def poi_marker(poi: PointOfInterest) -> str:

@@ -2,10 +2,12 @@
 
 claim -> ONE Commons search -> relevance guard -> thumbnails in memory -> one scoring batch
 -> candidates saved -> best eligible score >= threshold stored (unless an existing image is
-kept) or the POI flagged -> PoiRanking and run counters updated -> claim released.
+kept) or the POI flagged -> PoiRanking and the run's item recorded -> claim released.
 
-A bad thumbnail only marks its own candidate (`Candidate.error`); a Commons fault flags the
-POI as `fetch_failed`; nothing here stops a batch.
+A bad thumbnail (or one Commons could not render) only marks its own candidate
+(`Candidate.error`); a Commons fault flags the POI as `fetch_failed`, an unexpected error as
+`internal_error`; every POI that ends without a real image has exactly one flag; nothing here
+stops a batch. The work runs within a time budget below the task timeout.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from cities.models import PointOfInterest
-from image_ranking.models import Candidate, PoiRanking, RankingRun
+from image_ranking.commons.budget import BudgetExhausted, time_budget
+from image_ranking.models import Candidate, PoiRanking
 from image_ranking.pipeline import flags
-from image_ranking.pipeline.claims import claim_poi, claim_timeout, release_claim  # noqa: F401 (re-exported)
+from image_ranking.pipeline.claims import claim_poi, release_claim
 from image_ranking.review.calibration import current_threshold
 from image_ranking.runs import service as runs
 from image_ranking.scoring import sharpness
@@ -39,14 +42,6 @@ class Outcome(StrEnum):
     FLAGGED = "flagged"  # nothing good enough: flagged (maybe a fallback image)
     FAILED = "failed"  # Commons or the winner's download failed, or an unexpected error
     SKIPPED = "skipped"  # another job holds the POI
-
-
-# Which run counter each outcome increments besides `processed`.
-_COUNTER = {
-    Outcome.UPDATED: "updated",
-    Outcome.FLAGGED: "flagged",
-    Outcome.FAILED: "failed",
-}
 
 
 @dataclass
@@ -72,48 +67,82 @@ def rank_poi(
     run_id: int | None = None,
     model_name: str | None = None,
 ) -> Outcome:
-    """Rank one POI's Commons candidates and store the winner or flag the POI."""
-    if run_id is not None:
-        runs.mark_started(run_id)
+    """Rank one POI's Commons candidates and store the winner or flag the POI, within the
+    POI's time budget; its run item is recorded whatever happens."""
+    if run_id is not None and not runs.start_item(run_id, poi_id):
+        logger.info(
+            "POI %s: its item in run %s has ended already; not ranked again", poi_id, run_id
+        )
+        return Outcome.SKIPPED
     poi = PointOfInterest.objects.select_related("city").filter(pk=poi_id).first()
     if poi is None:
         logger.warning("POI %s no longer exists", poi_id)
-        _count_once(None, run_id, Outcome.FAILED)
+        if run_id is not None:
+            runs.record_item(run_id, poi_id, Outcome.FAILED, "the POI no longer exists")
         return Outcome.FAILED
     ranking, token = claim_poi(poi, run_id)
     if token is None:
         holder_run = ranking.claimed_by.split(":", 1)[0]
         logger.info("POI %s is being ranked by job %s; skipped", poi.pk, ranking.claimed_by)
         if run_id is not None and holder_run != str(run_id):
-            _count_once(None, run_id, Outcome.SKIPPED)  # the other run counts the work
+            holder = f"run {holder_run}" if holder_run != "0" else "a curator's action"
+            runs.record_item(run_id, poi.pk, Outcome.SKIPPED, f"being ranked by {holder}")
         return Outcome.SKIPPED
     try:
         # No threshold given (command line, Prefect): the one curators adopted, else the setting.
         limit = threshold if threshold is not None else current_threshold(model_name)
-        outcome, fields = _rank_claimed(poi, ranking, limit, replace_existing, model_name)
+        try:
+            with time_budget(poi_budget_seconds()):
+                outcome, fields = _rank_claimed(poi, ranking, limit, replace_existing, model_name)
+        except BudgetExhausted as exc:
+            has_real_image = bool(poi.image_file) and not ranking.uses_fallback
+            reason = f"time budget ran out: {exc}"
+            outcome = Outcome.FAILED
+            fields = _fetch_failed(poi, ranking, reason, has_real_image)
         _record(ranking, run_id, outcome, {"threshold": limit, **fields})
         return outcome
     finally:
         release_claim(ranking, token)
 
 
-def record_unexpected_failure(poi_id: int, run_id: int | None, exc: BaseException) -> None:
-    """Called by the task wrapper when rank_poi raised: the POI is FAILED with the reason."""
-    ranking = PoiRanking.objects.filter(poi_id=poi_id).first()
-    reason = f"unexpected error: {type(exc).__name__}: {exc}"[:500]
-    if ranking is None:
-        _count_once(None, run_id, Outcome.FAILED)
+def poi_budget_seconds() -> float:
+    """The time one POI may take: the task timeout less a margin to record the outcome."""
+    timeout = float(settings.Q_CLUSTER.get("timeout", 300))
+    return max(1.0, timeout - min(30.0, max(2.0, timeout / 10)))
+
+
+def record_unexpected_failure(poi_id: int, run_id: int | None, reason: str) -> None:
+    """The task wrapper's last word when rank_poi raised (or timed out): the POI is FAILED
+    with the reason and flagged when it has no real image, and its item recorded."""
+    _fail_poi(poi_id, reason)
+    if run_id is not None:
+        runs.record_item(run_id, poi_id, Outcome.FAILED, reason)
+
+
+def record_lost(poi_id: int, run_id: int, reason: str) -> None:
+    """The sweep found the POI's task lost (its item is already recorded as failed)."""
+    _fail_poi(poi_id, f"run {run_id}: {reason}")
+
+
+def _fail_poi(poi_id: int, reason: str) -> None:
+    poi = PointOfInterest.objects.select_related("city").filter(pk=poi_id).first()
+    if poi is None:
         return
-    _record(ranking, run_id, Outcome.FAILED, {"reason": reason})
+    ranking, _ = PoiRanking.objects.get_or_create(poi=poi)
+    fields: dict[str, Any] = {"reason": reason[:500]}
+    if not (poi.image_file and not ranking.uses_fallback):
+        fields["validation"] = flags.set_flag(poi, ranking, flags.INTERNAL_ERROR, reason)
+    PoiRanking.objects.filter(pk=ranking.pk).update(
+        status=PoiRanking.Status.FAILED, ranked_at=timezone.now(), **fields
+    )
 
 
 def _record(
     ranking: PoiRanking, run_id: int | None, outcome: Outcome, fields: dict[str, Any]
 ) -> None:
-    """Save the POI's state and count it in its run exactly once (a retry does not recount)."""
+    """Save the POI's state, then its run item (insert-or-update: a retry does not recount)."""
     with transaction.atomic():
         row = PoiRanking.objects.select_for_update().get(pk=ranking.pk)
-        already_counted = run_id is not None and row.run_id == run_id
         row.status = str(outcome)
         row.ranked_at = timezone.now()
         for name, value in fields.items():
@@ -121,22 +150,9 @@ def _record(
         if run_id is not None:
             row.run_id = run_id
         row.save()
-        if not already_counted:
-            _count_once(row, run_id, outcome)
     ranking.refresh_from_db()
     if run_id is not None:
-        runs.finish_if_done(run_id)
-
-
-def _count_once(row: PoiRanking | None, run_id: int | None, outcome: Outcome) -> None:
-    if run_id is None:
-        return
-    increments = {"processed": 1}
-    if outcome in _COUNTER:
-        increments[_COUNTER[outcome]] = 1
-    RankingRun(pk=run_id).count(**increments)
-    if row is None:  # not inside _record's transaction: finish here
-        runs.finish_if_done(run_id)
+        runs.record_item(run_id, ranking.poi_id, outcome, ranking.reason)
 
 
 # --- the work ---------------------------------------------------------------------------------
@@ -197,13 +213,14 @@ def _rank_claimed(
                     f"{s.extra['blurred_copy_of']})"
                     for s in blurred
                 )
-            return Outcome.UPDATED, {**common, "reason": reason[:500], "uses_fallback": False}
+            fields = {"reason": reason[:500], "image_origin": PoiRanking.Origin.PIPELINE}
+            return Outcome.UPDATED, {**common, **fields}
         reason = "Winner download failed: " + "; ".join(failures)
         return Outcome.FAILED, {**common, **_fetch_failed(poi, ranking, reason, has_real_image)}
     if has_real_image:
         flags.resolve_flag(poi, ranking)  # the POI has an image: nothing to flag
         return Outcome.RANKED, {**common, "reason": _why_nothing(items, threshold)[:500]}
-    aggregate = flags.BELOW_THRESHOLD if _any_eligible_scored(items) else flags.NO_IMAGES
+    aggregate = _flag_for(items)
     reason = _why_nothing(items, threshold)
     flag = flags.set_flag(poi, ranking, aggregate, reason)
     fields = {**common, "reason": reason[:500], "validation": flag}
@@ -211,7 +228,7 @@ def _rank_claimed(
         from image_ranking.pipeline.fallback import apply_category_fallback
 
         if apply_category_fallback(poi, ranking=ranking):
-            fields["uses_fallback"] = True
+            fields["image_origin"] = PoiRanking.Origin.FALLBACK
     return Outcome.FLAGGED, fields
 
 
@@ -226,8 +243,15 @@ def _fetch_failed(
     return {"reason": reason[:500], "validation": flag}
 
 
-def _any_eligible_scored(items: list[_Scored]) -> bool:
-    return any(s.eligible and s.score is not None for s in items)
+def _flag_for(items: list[_Scored]) -> str:
+    """The flag's reason from its cause: scores too low, thumbnails that could not be
+    fetched (nothing scored, and every eligible candidate failed), or nothing usable."""
+    eligible = [s for s in items if s.eligible]
+    if any(s.score is not None for s in eligible):
+        return flags.BELOW_THRESHOLD
+    if eligible and all(s.error.startswith("thumbnail download failed") for s in eligible):
+        return flags.FETCH_FAILED
+    return flags.NO_IMAGES
 
 
 def _why_nothing(items: list[_Scored], threshold: float) -> str:
@@ -298,7 +322,12 @@ def _score_batch(items: list[_Scored], scorer: Any) -> None:
     cap = int(settings.IMAGE_RANKING_THUMB_MAX_BYTES)
     images, owners = [], []
     for item in items:
-        url = scoring_url(item.source)
+        try:
+            url = scoring_url(item.source)
+        except ValueError as exc:  # no standard rendition (Commons sent `thumberror`)
+            item.error = f"no thumbnail to score: {exc}"[:500]
+            logger.info("Candidate %r: %s", item.source.title, item.error)
+            continue
         try:
             data = fetch_image_bytes(url, max_bytes=cap)
             image = to_rgb(upright(open_image(data, max_pixels=max_pixels()), data))
@@ -306,6 +335,8 @@ def _score_batch(items: list[_Scored], scorer: Any) -> None:
             item.error = f"thumbnail download failed: {exc}"[:500]
         except ImageRejected as exc:
             item.error = f"thumbnail rejected: {exc}"[:500]
+        except BudgetExhausted:
+            raise  # the POI as a whole ran out of time: recorded as failed, not settled lower
         except Exception as exc:
             item.error = f"thumbnail unreadable: {type(exc).__name__}: {exc}"[:500]
         else:
@@ -355,6 +386,7 @@ def _save_candidates(
                 ineligible_reason=item.ineligible_reason[:200],
                 score=item.score,
                 score_std=item.score_std,
+                rank_score=item.rank_score,
                 model_name=model if item.score is not None else "",
                 error=item.error[:500],
             )
@@ -374,7 +406,7 @@ def _store_first(
         row = item.extra["row"]
         try:
             store_image_from_url(poi, winner_url(item.source))
-        except (DownloadError, StorageError) as exc:
+        except (DownloadError, StorageError, ValueError) as exc:
             reason = str(exc)  # DownloadError and StorageError both start with their reason
             failures.append(f"{item.source.title}: {reason}")
             Candidate.objects.filter(pk=row.pk).update(

@@ -168,7 +168,7 @@ def store_candidate_as_image(candidate: Candidate, *, user: Any = None) -> None:
                     if ranking.best_score is not None
                     else candidate.score,
                     reason=f"Chosen by {who or 'a curator'}: {candidate.title}"[:500],
-                    uses_fallback=False,
+                    image_origin=PoiRanking.Origin.CURATOR,
                     ranked_at=timezone.now(),
                 )
             flags.resolve_flag(poi, ranking)

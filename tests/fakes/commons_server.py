@@ -92,6 +92,7 @@ class FakeFile:
     coords: tuple[float, float] | None
     pageid: int
     preview: Image.Image | None = field(default=None, repr=False)
+    thumberror: bool = False  # Commons could not render a thumbnail: `thumberror`, no thumburl
 
     @property
     def name(self) -> str:
@@ -366,7 +367,9 @@ class CommonsServer:
         if "size" in iiprop:
             info.update(size=len(file.data), width=file.width, height=file.height)
         if "url" in iiprop:
-            if iiurlwidth:
+            if iiurlwidth and file.thumberror:
+                info["thumberror"] = "Error creating thumbnail: File with dimensions > 12.5 MP"
+            elif iiurlwidth:
                 asked = int(iiurlwidth)
                 step = next((s for s in THUMB_STEPS if s >= asked), THUMB_STEPS[-1])
                 if file.mime in RASTER_MIMES and step >= file.width and file.mime != "image/tiff":

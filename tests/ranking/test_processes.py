@@ -41,11 +41,11 @@ poi = PointOfInterest.objects.get(pk={poi})
 row = PoiRanking.objects.get(poi=poi)
 run = RankingRun.objects.get(pk={run})
 print(json.dumps({{"image": poi.image_file.name, "claimed_by": row.claimed_by,
-    "processed": run.processed, "updated": run.updated, "status": run.status}}))
+    "processed": run.tally().processed, "updated": run.tally().updated, "status": run.status}}))
 """
 NEW_RUN = """
 from image_ranking.models import RankingRun
-print(RankingRun.objects.create(total=1).pk)
+print(RankingRun.objects.create().pk)
 """
 
 

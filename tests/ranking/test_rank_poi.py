@@ -315,10 +315,12 @@ def test_worker_killed_mid_store_then_django_q_retry_finishes_without_orphans(
 ):
     poi = make_poi("Panteão Nacional")
     storage.store_image_bytes(poi, jpeg_bytes("astronaut"))
-    ranking_row = PoiRanking.objects.create(poi=poi, uses_fallback=True)  # replaceable image
+    ranking_row = PoiRanking.objects.create(
+        poi=poi, image_origin=PoiRanking.Origin.FALLBACK
+    )  # replaceable image
     file = commons_server.add_file("Panteao.jpg", big("rocket"))
     commons_server.set_results("Panteão Nacional", [file])
-    run = RankingRun.objects.create(total=1)
+    run = RankingRun.objects.create()
     real_save = PointOfInterest.save
 
     def killed_between_file_and_row(self, *args, **kwargs):
@@ -345,7 +347,11 @@ def test_worker_killed_mid_store_then_django_q_retry_finishes_without_orphans(
     assert [p.name for p in folder.iterdir()] == ["panteão_nacional.jpg"]
     assert stored_size(poi) == (800, 534)
     run.refresh_from_db()
-    assert (run.processed, run.updated, run.status) == (1, 1, RankingRun.Status.FINISHED)
+    assert (run.tally().processed, run.tally().updated, run.status) == (
+        1,
+        1,
+        RankingRun.Status.FINISHED,
+    )
     assert PoiRanking.objects.get(poi=poi).claimed_by == ""
 
 
@@ -356,13 +362,16 @@ def test_retry_of_a_finished_task_is_not_counted_twice(commons_server, make_poi,
     commons_server.set_results(
         "Estufa Fria", [commons_server.add_file("E.jpg", jpeg_bytes("coffee"))]
     )
-    run = RankingRun.objects.create(total=1)
+    run = RankingRun.objects.create()
     assert rank_poi_task(poi.pk, threshold=0, run_id=run.pk) == "updated"
-    # Django-Q redelivers it (say the ack was lost): the POI now has its image, so the
-    # redelivery only re-ranks, and the run still counts the POI once.
-    assert rank_poi_task(poi.pk, threshold=0, run_id=run.pk) == "ranked"
+    # Django-Q redelivers it (say the ack was lost): its item has ended, so the redelivery
+    # does no work (no second Commons request) and the run still counts the POI once.
+    requests_before = len(commons_server.api_requests())
+    assert rank_poi_task(poi.pk, threshold=0, run_id=run.pk) == "skipped"
+    assert len(commons_server.api_requests()) == requests_before
     run.refresh_from_db()
-    assert (run.processed, run.updated, run.flagged, run.failed) == (1, 1, 0, 0)
+    t = run.tally()
+    assert (t.processed, t.updated, t.flagged, t.failed) == (1, 1, 0, 0)
 
 
 def test_winner_over_the_size_cap_is_refused_and_the_poi_flagged(

@@ -32,7 +32,7 @@ def test_select_pois_scopes(make_poi):
     storage.store_image_bytes(with_image, jpeg_bytes("coffee"))
     fallback_only = make_poi("Fallback only")
     storage.store_image_bytes(fallback_only, jpeg_bytes("coffee"))
-    PoiRanking.objects.create(poi=fallback_only, uses_fallback=True)
+    PoiRanking.objects.create(poi=fallback_only, image_origin=PoiRanking.Origin.FALLBACK)
     make_poi("Not in any list", in_list=False)
 
     assert set(runs.select_pois("missing")) == {bare, fallback_only}
@@ -54,7 +54,7 @@ def test_start_run_enqueues_one_django_q_task_per_poi_and_the_last_one_finishes_
         scope="missing", threshold=5.0, progress=lambda done, total: seen.append((done, total))
     )
     assert seen == [(3, 3)]  # one batch (of up to 50) enqueued
-    assert run.total == 3 and run.status == RankingRun.Status.QUEUED
+    assert run.tally().total == 3 and run.status == RankingRun.Status.QUEUED
     queued = [entry.task for entry in OrmQ.objects.all()]
     assert sorted(task["args"][0] for task in queued) == sorted(p.pk for p in pois)
     assert {task["func"] for task in queued} == {"image_ranking.runs.tasks.rank_poi_task"}
@@ -85,14 +85,14 @@ def test_sync_run_reports_progress(make_poi, commons_server, fixed_scorer):
     run = runs.start_run(sync=True, progress=lambda done, total: seen.append((done, total)))
     assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
     assert run.status == RankingRun.Status.FINISHED
-    assert (run.processed, run.flagged) == (4, 4)
+    assert (run.tally().processed, run.tally().flagged) == (4, 4)
     assert len(commons_server.api_requests()) == 4
 
 
 def test_empty_run_finishes_at_once(db):
     run = runs.start_run(scope="missing")
     assert runs.run_result(run)["status"] == "success"
-    assert run.total == 0
+    assert run.tally().total == 0
 
 
 def test_command_prints_one_json_line(make_poi, commons_server, fixed_scorer):
@@ -149,7 +149,7 @@ def test_sync_command_without_the_model_fails_once_and_clearly(make_poi, monkeyp
 def test_django_q_redelivers_only_after_a_claim_is_stale(settings):
     """A task is handed out again `retry` seconds after it started; by then its claim (as old
     as the task timeout) must be stale, or the retry would be skipped forever."""
-    from image_ranking.pipeline.ranking import claim_timeout
+    from image_ranking.pipeline.claims import claim_timeout
 
     q = settings.Q_CLUSTER
     assert q["retry"] > q["timeout"]
@@ -168,4 +168,4 @@ def test_a_large_run_is_enqueued_in_batches_of_fifty(city, db):
     seen = []
     run = runs.start_run(progress=lambda done, total: seen.append((done, total)))
     assert seen == [(50, 120), (100, 120), (120, 120)]
-    assert OrmQ.objects.count() == run.total == 120
+    assert OrmQ.objects.count() == run.tally().total == 120

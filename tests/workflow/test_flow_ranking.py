@@ -72,7 +72,7 @@ def api_requests_per_name(commons_server, names) -> dict[str, int]:
 
 def assert_counts_match_database(ranking: dict, run: RankingRun) -> None:
     statuses = list(PoiRanking.objects.filter(run=run).values_list("status", flat=True))
-    assert ranking["processed_count"] == run.processed == len(statuses) == run.total
+    assert ranking["processed_count"] == run.tally().processed == len(statuses) == run.tally().total
     assert ranking["updated_count"] == statuses.count(PoiRanking.Status.UPDATED)
     assert ranking["flagged_count"] == statuses.count(PoiRanking.Status.FLAGGED)
     assert ranking["failed_count"] == statuses.count(PoiRanking.Status.FAILED)

@@ -44,7 +44,7 @@ def test_flow_imports_the_city_and_enqueues_exactly_one_job_per_poi_in_lists(fil
     ranking = result["image_ranking"]
     run = RankingRun.objects.get()
     assert ranking["run_id"] == run.pk
-    assert ranking["enqueued_count"] == ranking["total"] == run.total == 6
+    assert ranking["enqueued_count"] == ranking["total"] == run.tally().total == 6
     assert ranking["status"] == "queued"
     assert ranking["processed_count"] == 0
     assert {job["group"] for job in jobs} == {f"ranking-run-{run.pk}"}

@@ -13,7 +13,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cities.models import City
 from image_ranking.models import Scope
-from image_ranking.runs.service import run_result, start_run
+from image_ranking.review.calibration import SCORE_MAX
+from image_ranking.runs.service import RunAlreadyActive, run_result, start_run
+from image_ranking.scoring.registry import MODEL_NAMES
 
 
 class Command(BaseCommand):
@@ -22,20 +24,27 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--city", help="Only this city (its name, case-insensitive).")
         parser.add_argument("--scope", choices=Scope.values, default=Scope.MISSING)
-        parser.add_argument("--threshold", type=float, help="Minimum score (default: setting).")
-        parser.add_argument("--limit", type=int, help="At most this many POIs.")
+        parser.add_argument(
+            "--threshold", type=float, help="Minimum score, 0 to 10 (default: the adopted one)."
+        )
+        parser.add_argument("--limit", type=int, help="At most this many POIs (1 or more).")
         parser.add_argument("--sync", action="store_true", help="Run here with a progress bar.")
         parser.add_argument(
             "--replace", action="store_true", help="With --scope all: replace existing images."
         )
-        parser.add_argument("--model", help="Scoring model (default: IMAGE_RANKING_MODEL).")
+        parser.add_argument(
+            "--model", choices=MODEL_NAMES, help="Scoring model (default: IMAGE_RANKING_MODEL)."
+        )
 
     def handle(self, *args, **options) -> None:
         city = options["city"]
         if city and not City.objects.filter(name__iexact=city).exists():
             raise CommandError(f"No city named {city!r}.")
-        if options["limit"] is not None and options["limit"] < 0:
-            raise CommandError("--limit must be 0 or more.")
+        if options["limit"] is not None and options["limit"] < 1:
+            raise CommandError("--limit must be 1 or more.")
+        threshold = options["threshold"]
+        if threshold is not None and not (0.0 <= threshold <= SCORE_MAX):
+            raise CommandError(f"--threshold must be between 0 and {SCORE_MAX:g}.")
         bar = None
         progress = None
         if options["sync"]:
@@ -65,10 +74,14 @@ class Command(BaseCommand):
                 progress=progress,
                 model_name=options["model"],
             )
+        except RunAlreadyActive as exc:
+            raise CommandError(f"{exc} Follow it on /image-ranking/ or cancel it there.") from exc
         finally:
             if bar is not None:
                 bar.close()
         result = run_result(run)
         if not options["sync"] and result["status"] != "success":
-            result["message"] = f"{run.total} POIs queued for the Django-Q cluster (run {run.pk})"
+            result["message"] = (
+                f"{result['total']} POIs queued for the Django-Q cluster (run {run.pk})"
+            )
         self.stdout.write(json.dumps(result, ensure_ascii=False))
