@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 DEFAULT_MAX_PIXELS = 50_000_000
 # Pillow's names for image/jpeg, image/png, image/webp and image/gif (client.PHOTO_MIMES).
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
+NOT_AN_IMAGE = "not an image (only JPEG, PNG, WebP and GIF are read)"
 
 # Pillow modes holding more than 8 bits per channel (greyscale only: Pillow has no 16-bit RGB).
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N"}
@@ -49,7 +50,7 @@ def open_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Im
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except UnidentifiedImageError:
-        raise ImageRejected(f"not an image in an allowed format {ALLOWED_FORMATS}") from None
+        raise ImageRejected(NOT_AN_IMAGE) from None
     except Image.DecompressionBombError:
         raise ImageRejected(
             f"decompression bomb: over the {_megapixels(max_pixels)} limit"

@@ -72,7 +72,7 @@ def test_every_kind_of_input_scores_or_gets_its_own_error(tmp_path, nima_scorer,
         assert 1 < results[name]["score"] < 10 and results[name]["std"] > 0, name
     assert results["truncated.jpg"]["error"] == "truncated image"
     assert results["empty.jpg"]["error"] == "empty file"
-    assert results["page.jpg"]["error"] == "not an image"
+    assert results["page.jpg"]["error"] == "not an image (only JPEG, PNG, WebP and GIF are read)"
     assert results["bomb.png"]["error"].startswith("decompression bomb: 80 MP")
     assert "No such file" in results["missing.jpg"]["error"]
     # The CMYK copy of a photo scores like the photo itself.
