@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import time
 
+import pytest
 import requests
 from PIL import Image
 
+from tests.fakes.commons_server import TRICKLE_TICK
 from tests.fakes.images import jpeg_bytes, photo
 
 
@@ -87,3 +90,31 @@ def test_maxlag_is_an_error_json_with_status_200(commons_server):
     assert response.status_code == 200
     assert response.headers["Retry-After"] == "3"
     assert response.json()["error"]["code"] == "maxlag"
+
+
+def test_trickle_sends_the_real_body_at_the_rate_asked(commons_server):
+    small = commons_server.add_file("Small.jpg", jpeg_bytes("coffee", width=40))
+    commons_server.fail_next("trickle", path=small.path, rate=2048)
+    started = time.monotonic()
+    body = requests.get(commons_server.url_for_original(small), timeout=10).content
+    elapsed = time.monotonic() - started
+    assert body == small.data
+    assert elapsed >= 0.8 * len(body) / 2048 - TRICKLE_TICK
+
+
+def test_reset_drops_the_connection_before_any_answer(commons_server):
+    tower = commons_server.add_file("Tower.jpg", jpeg_bytes("coffee"))
+    commons_server.fail_next("reset", path=tower.path)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(commons_server.url_for_original(tower), timeout=5)
+    assert requests.get(commons_server.url_for_original(tower), timeout=5).content == tower.data
+
+
+def test_api_redirect_fault_answers_the_api_request_with_a_302(commons_server):
+    commons_server.fail_next("redirect", target="api", location="http://elsewhere.example/")
+    response = requests.get(commons_server.api_url, allow_redirects=False, timeout=5)
+    assert (response.status_code, response.headers["Location"]) == (
+        302,
+        "http://elsewhere.example/",
+    )
+    assert commons_server.api_requests()[0].fault == "redirect"
