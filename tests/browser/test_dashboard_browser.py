@@ -227,7 +227,8 @@ def test_rank_missing_runs_the_jobs_and_the_bar_reaches_the_end(
         cluster.stop()
     assert len(seen) >= 2, seen  # the bar moved while the jobs ran
     run = RankingRun.objects.get()
-    assert (run.status, run.processed, run.updated, run.total) == ("finished", 5, 3, 5)
+    tally = run.tally()
+    assert (run.status, tally.processed, tally.updated, tally.total) == ("finished", 5, 3, 5)
     assert run.threshold == 3.0 and run.created_by == curator
     assert PointOfInterest.objects.exclude(image_file="").count() == 3
     assert ImageTrainingData.objects.filter(label="good").count() == 3
@@ -290,9 +291,9 @@ def watch_rank_missing(browser, base_url, cookie, pois, tmp_path) -> set[str]:
     calibration = page.locator("#calibration")
     expect(calibration).to_contain_text("3 good · 9 bad")  # the panel is live
     adopt = calibration.get_by_role("button", name=re.compile(r"^Adopt \d"))
-    suggested = adopt.inner_text().split()[-1]
+    suggested = adopt.inner_text().split()[1]
     adopt.click()
-    expect(calibration).to_contain_text(f"current {suggested}")
+    expect(calibration).to_contain_text(f"next runs {suggested}")
     expect(page.locator("#current-threshold")).to_contain_text(f"threshold {suggested}")
     expect(page.locator("#toast")).not_to_have_class(re.compile("toast--show"), timeout=6000)
     page.wait_for_timeout(300)  # the status line's fade
@@ -302,3 +303,44 @@ def watch_rank_missing(browser, base_url, cookie, pois, tmp_path) -> set[str]:
     expect(page.locator("#help")).to_be_visible()
     page.screenshot(path=str(screenshot_path(tmp_path, "dashboard-keys.png")))
     return seen
+
+
+def test_live_cards_follow_the_run_and_cancel_ends_it(browser, live_server, curator):
+    """While a batch run goes on, a card changes as soon as its POI's item is recorded (the
+    panel's poll swaps it in); Cancel ends the run, and the queued card is queued no more."""
+    from django.utils import timezone
+
+    from image_ranking.models import RankingRunItem
+    from tests.dashboard.factories import make_run
+
+    _, _, pois = make_pois(3, 2, image_every=0, flag_every=0)
+    done, waiting = pois[0], pois[1]
+    run = make_run([done, waiting], ["pending", "pending"])
+    page = logged_in_page(browser, live_server.url, curator)
+    page.goto("/image-ranking/")
+    mark_document(page)
+    for poi in (done, waiting):
+        expect(page.locator(f"#poi-{poi.pk} [data-live=pending]")).to_have_text("Queued")
+    expect(page.locator(f"#poi-{pois[2].pk} [data-live]")).to_have_count(0)
+
+    # The pipeline records the first POI (the in-memory database is shared with the server).
+    RankingRunItem.objects.filter(run=run, poi=done).update(
+        outcome="flagged", finished_at=timezone.now()
+    )
+    PoiRanking.objects.filter(poi=done).update(status="flagged", reason="nothing good enough")
+    card = page.locator(f"#poi-{done.pk}")
+    expect(card.locator("[data-status-chip]")).to_have_text("Flagged", timeout=8000)
+    expect(card.locator("[data-live]")).to_have_count(0)
+    expect(page.locator("#run-progress [data-processed]")).to_have_text("1")
+    expect(page.locator(f"#poi-{waiting.pk} [data-live=pending]")).to_be_visible()
+
+    page.locator("#run-progress [data-cancel-run]").click()
+    progress = page.locator("#run-progress")
+    expect(progress).to_have_attribute("data-status", "cancelled")
+    expect(progress.locator("[data-tally=cancelled]")).to_have_text("1 cancelled")
+    expect(progress.locator("[data-cancel-run]")).to_have_count(0)
+    expect(page.locator(f"#poi-{waiting.pk} [data-live]")).to_have_count(0)  # list refreshed
+    assert same_document(page)
+    run.refresh_from_db()
+    assert run.status == "cancelled"
+    assert RankingRunItem.objects.get(run=run, poi=waiting).outcome == "cancelled"
