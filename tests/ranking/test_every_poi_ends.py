@@ -289,3 +289,54 @@ def test_ctrl_c_in_a_sync_run_cancels_the_rest(make_poi, commons_server, monkeyp
     run = RankingRun.objects.get()
     assert run.status == RankingRun.Status.CANCELLED
     assert run.tally().cancelled == 2
+
+
+# --- Entry points -----------------------------------------------------------------------------
+
+
+def test_the_periodic_sweep_is_scheduled_once(db):
+    from django_q.models import Schedule
+
+    call_command("migrate", verbosity=0)  # post_migrate again: still one schedule
+    [schedule] = Schedule.objects.filter(name="image-ranking-sweep")
+    assert schedule.func == "image_ranking.runs.tasks.sweep_runs_task"
+    assert (schedule.schedule_type, schedule.minutes) == (Schedule.MINUTES, 1)
+
+
+def test_every_thumbnail_failing_flags_fetch_failed_not_no_images(
+    make_poi, commons_server, fixed_scorer
+):
+    poi = make_poi("Unreachable thumbs")
+    files = [commons_server.add_file(f"U{i}.jpg", scaled("coffee", 1200)) for i in range(2)]
+    commons_server.set_results("Unreachable thumbs", files)
+    commons_server.fail_always("html", status=404, target="media")
+    assert rank_poi_task(poi.pk, threshold=1) == "flagged"
+    assert [f.aggregate for f in flags_of(poi)] == ["fetch_failed"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--limit", "0"], "--limit must be 1 or more"),
+        (["--threshold", "11"], "--threshold must be between 0 and 10"),
+        (["--model", "anything"], "invalid choice"),
+    ],
+)
+def test_the_command_refuses_bad_values_and_starts_no_run(db, args, message):
+    import io
+
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match=message):
+        call_command("rank_poi_images", *args, stdout=io.StringIO(), stderr=io.StringIO())
+    assert not RankingRun.objects.exists()
+
+
+def test_the_command_refuses_a_duplicate_of_a_run_still_going(make_poi, commons_server):
+    import io
+
+    from django.core.management.base import CommandError
+
+    first = queued_run(make_poi, ["Busy"])
+    with pytest.raises(CommandError, match=f"Run {first.pk} for the same POIs is still going"):
+        call_command("rank_poi_images", stdout=io.StringIO(), stderr=io.StringIO())

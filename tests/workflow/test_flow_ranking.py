@@ -190,3 +190,42 @@ def test_inline_ranks_in_the_flows_own_process_without_a_cluster(
         "Image ranking: 4/6 POIs ranked in-process",
         "Image ranking: 6/6 POIs ranked in-process",
     ]
+
+
+def test_the_flow_follows_a_run_already_going_for_the_same_pois(
+    file_db, commons, commons_server, export_file
+):
+    from cities.models import City
+    from image_ranking.runs import service as runs
+    from tests.workflow.conftest import ThreadCluster
+
+    kinds, _ = commons
+    import_city_export_file(export_file)
+    going = runs.start_run(city=City.objects.get(name="Lisbon"), threshold=0.0)
+    slow = next(name for name, kind in kinds.items() if kind == "photos")
+    commons_server.fail_next("slow", delay=6, query=slow)  # so it is still going meanwhile
+    cluster = ThreadCluster().start()
+    try:
+        ranking = run_flow(export_file)["image_ranking"]
+    finally:
+        cluster.stop()
+
+    assert ranking["run_id"] == going.pk and ranking["status"] == "success"
+    assert ranking["enqueued_count"] == 0 and ranking["processed_count"] == 6
+    assert RankingRun.objects.count() == 1
+
+
+def test_a_dead_run_does_not_block_the_flow(file_db, commons, commons_server, export_file):
+    from cities.models import City
+    from image_ranking.runs import service as runs
+
+    import_city_export_file(export_file)
+    dead = runs.start_run(city=City.objects.get(name="Lisbon"))
+    OrmQ.objects.all().delete()  # its tasks are lost (a purged broker, a dropped task)
+
+    ranking = run_flow(export_file, inline=True)["image_ranking"]
+
+    dead.refresh_from_db()
+    assert dead.status == RankingRun.Status.FINISHED and dead.tally().failed == 6
+    assert ranking["run_id"] != dead.pk and ranking["status"] == "success"
+    assert ranking["processed_count"] == 6
