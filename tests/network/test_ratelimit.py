@@ -99,7 +99,7 @@ def _run_workers(commons_server, env: dict[str, str]) -> list[dict]:
         "LOG_LEVEL": "WARNING",
     }
     migrate = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "image_ranking", "--noinput"],
+        [sys.executable, "manage.py", "migrate", "--noinput"],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
