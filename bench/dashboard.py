@@ -38,10 +38,20 @@ def setup_django(db_path: Path) -> None:
 
 
 def make_data(n_pois: int, n_candidates: int) -> None:
-    """POIs in lists of 100, a third with an image, a tenth flagged, 10 scored candidates
-    each, and a label on every fifth POI's best candidate (so the page shows label states)."""
-    from cities.models import City, PoiList, PointOfInterest
-    from image_ranking.models import Candidate, ImageTrainingData, PoiRanking
+    """POIs in lists of 100, a third with an image (the pipeline's winner), a tenth flagged
+    (with their Validation), every 20th showing a fallback, 10 scored candidates each, a
+    label on every fifth POI's best candidate (so the page shows label states), and a batch
+    run going on over the first 200 POIs (so the page shows live cards and a tally)."""
+    from django.utils import timezone
+
+    from cities.models import City, PoiList, PointOfInterest, Validation
+    from image_ranking.models import (
+        Candidate,
+        ImageTrainingData,
+        PoiRanking,
+        RankingRun,
+        RankingRunItem,
+    )
 
     city = City.objects.create(name="Benchville", latitude=45.0, longitude=9.0)
     PointOfInterest.objects.bulk_create(
@@ -83,6 +93,7 @@ def make_data(n_pois: int, n_candidates: int) -> None:
                     width=4000,
                     height=3000,
                     score=round(6.5 - 0.2 * rank + (i % 7) * 0.1, 2),
+                    rank_score=round(6.5 - 0.2 * rank + (i % 7) * 0.1 - (rank == 2), 2),
                     model_name="nima",
                     distance_km=0.2 * rank,
                     eligible=rank < n_candidates,
@@ -98,6 +109,16 @@ def make_data(n_pois: int, n_candidates: int) -> None:
                 best_score=6.3,
                 threshold=4.5,
                 reason="below threshold" if flagged else "",
+                image_origin="pipeline" if i % 3 == 0 else "",
+                validation=Validation(
+                    parent=city,
+                    context="image_ranking",
+                    aggregate="below_threshold",
+                    specialized_aggregate=f"poi:{poi.pk}",
+                    description="below threshold",
+                )
+                if flagged
+                else None,
             )
         )
         if i % 5 == 0:
@@ -113,8 +134,44 @@ def make_data(n_pois: int, n_candidates: int) -> None:
             Candidate.objects.bulk_create(candidates, batch_size=2000)
             candidates = []
     Candidate.objects.bulk_create(candidates, batch_size=2000)
+    flags = [r.validation for r in rankings if r.validation is not None]
+    Validation.objects.bulk_create(flags, batch_size=2000)
     PoiRanking.objects.bulk_create(rankings, batch_size=2000)
+    # Every 20th POI (among those flagged or without an image) shows its category fallback.
+    fallback = [p.pk for i, p in enumerate(pois) if i % 20 == 1]
+    PointOfInterest.objects.filter(pk__in=fallback).update(
+        image_file="cities/images/pois/benchville/fallback.jpg"
+    )
+    PoiRanking.objects.filter(poi_id__in=fallback).update(image_origin="fallback")
     ImageTrainingData.objects.bulk_create(labels, batch_size=2000)
+    run = RankingRun.objects.create(
+        status="running", threshold=4.5, started_at=timezone.now(), active_key="missing:*"
+    )
+    RankingRunItem.objects.bulk_create(
+        RankingRunItem(
+            run=run,
+            poi=poi,
+            outcome="updated" if i < 50 else ("running" if i < 52 else "pending"),
+        )
+        for i, poi in enumerate(pois[:200])
+    )
+
+
+def poll_url() -> str:
+    """The run panel's poll as the first page sends it: its 20 POIs, 2 of them shown
+    running and 18 queued (the answer swaps none: nothing changed)."""
+    from image_ranking.models import RankingRun, RankingRunItem
+
+    run = RankingRun.objects.get(status="running")
+    items = list(
+        RankingRunItem.objects.filter(run=run)
+        .order_by("poi__name", "poi_id")
+        .values_list("poi_id", "outcome")[:20]
+    )
+    pois = ",".join(str(pk) for pk, _ in items)
+    codes = {"pending": "q", "running": "r"}
+    shown = ",".join(f"{pk}{codes[o]}" for pk, o in items if o in codes)
+    return f"/image-ranking/runs/{run.pk}/?pois={pois}&shown={shown}"
 
 
 def measure(client, url: str, repeat: int) -> tuple[float, int, int]:
@@ -167,6 +224,8 @@ def main() -> None:
             ("50 per page", "/image-ranking/?per_page=50"),
             ("status=missing, page 40", "/image-ranking/?status=missing&page=40"),
             ("list filter, 50 per page", "/image-ranking/?list=7&per_page=50"),
+            ("status=fallback", "/image-ranking/?status=fallback"),
+            ("run poll, 20 cards watched", poll_url()),
         ]
         optimized = {name: measure(client, url, args.repeat) for name, url in pages}
         # The naive page: the same view and template, without select_related / prefetch.

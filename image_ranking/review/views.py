@@ -43,6 +43,7 @@ from image_ranking.review.selectors import Filters
 logger = logging.getLogger(__name__)
 
 RUN_FINISHED_EVENT = "rankingRunFinished"
+LABELS_BOOTSTRAPPED_EVENT = "labelsBootstrapped"
 
 
 # --- Helpers --------------------------------------------------------------------------------
@@ -502,7 +503,10 @@ def bootstrap_labels(request: HttpRequest) -> HttpResponse:
     )
     if result.removed:
         message += f" {result.removed} bootstrap bad labels of curated images removed."
-    return _calibration_answer(request, _post_filters(request).model, message)
+    response = _calibration_answer(request, _post_filters(request).model, message)
+    if request.htmx:  # the list reloads itself, so the new labels show on the cards
+        trigger_client_event(response, LABELS_BOOTSTRAPPED_EVENT, {"good": result.good})
+    return response
 
 
 @staff_member_required

@@ -38,7 +38,9 @@
     const all = tiles();
     const next = all[all.indexOf(tile) + 1] || tile;
     if (kind === "clear") {
-      const pressed = tile.querySelector('.label-form button[aria-pressed="true"]');
+      // A curator's own label is cleared by its pressed button, a bootstrap one by "Clear".
+      const pressed = tile.querySelector(
+        '.label-form button[aria-pressed="true"], .label-form button[data-key="clear"]');
       if (pressed) { pendingFocus = tile.id; pressed.click(); }
       return;
     }

@@ -344,3 +344,28 @@ def test_live_cards_follow_the_run_and_cancel_ends_it(browser, live_server, cura
     run.refresh_from_db()
     assert run.status == "cancelled"
     assert RankingRunItem.objects.get(run=run, poi=waiting).outcome == "cancelled"
+
+
+def test_bootstrap_labels_look_automatic_and_keys_confirm_or_clear_them(
+    browser, live_server, curator, commons_server
+):
+    _, _, pois = make_pois(
+        1, 3, image_every=1, flag_every=0, origin="", urls=commons_urls(commons_server)
+    )
+    first, second = Candidate.objects.filter(poi=pois[0]).order_by("search_rank")[:2]
+    page = logged_in_page(browser, live_server.url, curator)
+    page.goto("/image-ranking/")
+    mark_document(page)
+    page.locator("#calibration button", has_text="Bootstrap labels").click()
+    expect(page.locator("#toast")).to_contain_text("Bootstrap: 1 good and 2 bad")
+    for cand in (first, second):  # the list reloaded itself with the new labels
+        expect(page.locator(f"#t-c{cand.pk} [data-label-source=bootstrap]")).to_have_text("auto ✗")
+    page.locator(f"#t-c{first.pk}").focus()
+    page.keyboard.press("b")  # confirm: now the curator's own
+    expect(page.locator(f"#t-c{first.pk} [data-label-source=curator]")).to_be_visible()
+    page.locator(f"#t-c{second.pk}").focus()
+    page.keyboard.press("c")  # clear the automatic label
+    expect(page.locator(f"#t-c{second.pk} .label-mark")).to_have_count(0)
+    assert same_document(page)
+    rows = dict(ImageTrainingData.objects.values_list("image_url", "source"))
+    assert rows[first.image_url] == "curator" and second.image_url not in rows

@@ -179,6 +179,7 @@ def test_bootstrap_labels_look_different_and_a_press_makes_them_the_curators(
     assert 'data-label-source="bootstrap"' in tile and "auto ✗" in tile
     assert 'aria-pressed="true"' not in tile  # not the curator's own label
     assert 'name="label" value="bad"' in tile  # pressing Bad confirms it (does not clear)
+    assert 'value="clear" data-key="clear"' in tile  # and "Clear" (key c) removes it
     url = reverse("image_ranking:label_candidate", args=[bad.pk])
     response = staff_client.post(url, {"label": "bad"}, **HTMX)
     row = ImageTrainingData.objects.get(poi=curated, image_url=bad.image_url)

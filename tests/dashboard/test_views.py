@@ -362,6 +362,7 @@ def test_export_csv_and_jsonl(staff_client, staff, pois):
     rows = [json.loads(line) for line in b"".join(response.streaming_content).splitlines()]
     assert [r["label"] for r in rows] == ["good", "bad"]
     assert rows[0]["aesthetic_score"] == cand.score and rows[0]["labelled_by"] == "curator"
+    assert rows[0]["model_name"] == "nima" and "model_name" in lines[0]
 
 
 # --- Calibration ----------------------------------------------------------------------------
