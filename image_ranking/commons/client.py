@@ -65,19 +65,6 @@ class CommonsCandidate:
     latitude: float | None
     longitude: float | None
 
-    def download_url(self, width: int) -> str:
-        """The URL to fetch this image at `width` px: a standard rendition, or the original.
-
-        The original when `width` is 0, when the original is not wider than `width`, or when
-        Commons gave no thumbnail URL; a non-standard width is rounded up to the next step.
-        """
-        if width <= 0 or width >= self.width:
-            return self.image_url
-        try:
-            return rendition_url(self.thumb_url, standard_width(width))
-        except ValueError:
-            return self.image_url
-
 
 class CommonsError(Exception):
     """A search that failed; `reason` is short and stable (stored and shown to curators):
@@ -109,7 +96,7 @@ def rendition_url(thumb_url: str, width: int) -> str:
     Raises ValueError for a non-standard width or a URL that is not a thumbnail (Commons
     answers the original's URL when the original is narrower than the width asked for).
     Callers wanting "width 0 or >= original -> the original" use
-    `CommonsCandidate.download_url()`.
+    `renditions.rendition_or_original()`.
     """
     if width not in STANDARD_WIDTHS:
         raise ValueError(f"{width}px is not a standard thumbnail width {STANDARD_WIDTHS}")

@@ -303,14 +303,11 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 def scoring_url(candidate: Any) -> str:
-    """The rendition that is scored: IMAGE_RANKING_THUMB_WIDTH wide (a standard step), or the
-    original when it is not wider than that (Commons never upscales)."""
-    from image_ranking.commons.client import rendition_url
+    """The rendition that is scored: IMAGE_RANKING_THUMB_WIDTH wide, or the original when it
+    is not wider; ValueError when Commons could not render one."""
+    from image_ranking.commons.renditions import rendition_or_original
 
-    width = int(settings.IMAGE_RANKING_THUMB_WIDTH)
-    if not candidate.thumb_url or (candidate.width and candidate.width <= width):
-        return candidate.image_url
-    return rendition_url(candidate.thumb_url, width)
+    return rendition_or_original(candidate, int(settings.IMAGE_RANKING_THUMB_WIDTH))
 
 
 def _score_batch(items: list[_Scored], scorer: Any) -> None:

@@ -135,14 +135,10 @@ def store_image_from_url(poi: PointOfInterest, url: str) -> None:
 def winner_url(candidate: Any) -> str:
     """The URL to download a winner from: a standard rendition (robot policy), or the
     original when IMAGE_RANKING_WINNER_WIDTH=0 or the original is not wider than it."""
-    from image_ranking.commons.client import rendition_url
+    from image_ranking.commons.renditions import rendition_or_original
 
     width = int(settings.IMAGE_RANKING_WINNER_WIDTH)
-    if width <= 0 or not candidate.thumb_url:
-        return candidate.image_url
-    if candidate.width and candidate.width <= width:
-        return candidate.image_url
-    return rendition_url(candidate.thumb_url, width)
+    return rendition_or_original(candidate, width, original_if_unrenderable=True)
 
 
 def store_candidate_as_image(candidate: Candidate, *, user: Any = None) -> None:

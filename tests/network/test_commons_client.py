@@ -218,12 +218,13 @@ def test_rendition_url_changes_only_the_width_step():
         rendition_url("https://upload.wikimedia.org/wikipedia/commons/a/ab/Foo.jpg", 500)
 
 
-def test_download_url_prefers_renditions_and_falls_back_to_original(client, commons_server, belem):
+def test_a_search_result_at_a_width_is_a_rendition_or_the_original(client, commons_server, belem):
+    from image_ranking.commons.renditions import rendition_or_original
+
     tower = client.search_candidates(POI)[0]  # 600 px wide original
-    assert tower.download_url(500) == commons_server.url_for_thumb(belem[0], 500)
-    assert tower.download_url(400) == commons_server.url_for_thumb(belem[0], 500)
-    assert tower.download_url(0) == tower.image_url
-    assert tower.download_url(1280) == tower.image_url
+    assert rendition_or_original(tower, 500) == commons_server.url_for_thumb(belem[0], 500)
+    assert rendition_or_original(tower, 0) == tower.image_url
+    assert rendition_or_original(tower, 1280) == tower.image_url
 
 
 def test_small_original_has_the_original_as_thumbnail(client, commons_server):
@@ -231,4 +232,3 @@ def test_small_original_has_the_original_as_thumbnail(client, commons_server):
     commons_server.set_results("Tiny", [tiny])
     (candidate,) = client.search_candidates("Tiny")
     assert candidate.thumb_url == candidate.image_url
-    assert candidate.download_url(1280) == candidate.image_url

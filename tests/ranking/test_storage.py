@@ -224,3 +224,13 @@ def test_winner_url_prefers_rendition_and_falls_back_to_original(settings):
     settings.IMAGE_RANKING_WINNER_WIDTH = 1280
     cand.width = 1000  # smaller than the rendition: the original is the better (only) choice
     assert storage.winner_url(cand) == cand.image_url
+
+
+def test_a_rendition_without_a_thumbnail_url_is_refused_not_replaced_by_the_original():
+    from image_ranking.commons.renditions import rendition_or_original
+
+    original = "https://upload.wikimedia.org/wikipedia/commons/a/ab/Scan.jpg"
+    huge = Candidate(image_url=original, thumb_url=original, width=12000)  # thumberror
+    with pytest.raises(ValueError, match="no thumbnail URL"):
+        rendition_or_original(huge, 500)
+    assert rendition_or_original(huge, 0) == original  # the original, when asked for
