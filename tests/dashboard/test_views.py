@@ -211,6 +211,7 @@ def test_dashboard_shows_counts_cards_and_states(staff_client, pois):
     assert "Not eligible: 12.5 km from the POI" in html
     assert "Winner" in html
     assert "django_htmx/htmx-2.min.js" in html  # htmx from our static files, no CDN
+    assert "{#" not in html and "#}" not in html  # template comments stay comments
     # Candidates best first.
     card = response.context["cards"][0]
     scores = [t.candidate.score for t in card.candidates if t.candidate.eligible]
