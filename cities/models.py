@@ -112,12 +112,15 @@ class PointOfInterest(models.Model):
         return f"{self.name} ({self.city})"
 
     def delete_image_file(self) -> None:
-        """Remove the image from storage and clear the field; a file already gone is fine."""
+        """Clear the field and remove the file, unless another POI references the same file
+        (an export may link one file to two POIs); a file already gone is fine."""
         if not self.image_file:
             return
         name = self.image_file.name
+        shared = PointOfInterest.objects.filter(image_file=name).exclude(pk=self.pk).exists()
         try:
-            self.image_file.storage.delete(name)
+            if not shared:
+                self.image_file.storage.delete(name)
         except FileNotFoundError:
             logger.info("Image %s of POI %s was already gone", name, self.pk)
         self.image_file = None

@@ -17,6 +17,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from cities.models import City, District, PoiList, PointOfInterest
 from cities.services.export_validation import (
@@ -91,13 +93,26 @@ def load_export(path: str | Path) -> dict[str, Any]:
 # --- Writing --------------------------------------------------------------------------------
 
 
-def _assign(instance: Any, values: dict[str, Any]) -> bool:
-    changed = False
+def _assign(instance: Any, values: dict[str, Any]) -> list[str]:
+    """Set the values that differ; returns the names of the fields that changed."""
+    changed = []
     for key, value in values.items():
         if getattr(instance, key) != value:
             setattr(instance, key, value)
-            changed = True
+            changed.append(key)
     return changed
+
+
+def _link_image(poi: PointOfInterest, name: str) -> bool:
+    """Link the export's image only while the POI still has none in the database."""
+    linked = (
+        PointOfInterest.objects.filter(pk=poi.pk)
+        .filter(Q(image_file="") | Q(image_file__isnull=True))
+        .update(image_file=name, updated_at=timezone.now())
+    )
+    if linked:
+        poi.image_file.name = name
+    return bool(linked)
 
 
 def _import_districts(city: City, rows: list[dict], summary: ImportSummary) -> dict[str, District]:
@@ -160,28 +175,31 @@ def _import_pois(
         values = _poi_values(row, districts)
         image_name = media_image_name(row.get("image_url"))
         poi = existing.get(row["id"])
-        if poi is None:
+        created = poi is None
+        if created:
             poi = PointOfInterest(city=city, source_id=row["id"])
-            _assign(poi, values)
-            created = True
-        else:
-            created = False
         changed = _assign(poi, values)
         # The export's image is linked only when its file is present: a path to a missing
         # file would show curators a broken image. An image already set is never cleared.
-        if image_name and not poi.image_file:
-            if (media_root / image_name).is_file():
-                poi.image_file.name = image_name
-                summary.images_linked += 1
-                changed = True
-            else:
-                summary.images_not_found += 1
+        image_file = image_name if image_name and (media_root / image_name).is_file() else None
+        if image_name and image_file is None and not poi.image_file:
+            summary.images_not_found += 1
         if created:
+            if image_file:
+                poi.image_file.name = image_file
+                summary.images_linked += 1
             poi.save()
             summary.created["poi"] += 1
-        elif changed:
-            poi.save()
-            summary.updated["poi"] += 1
+        else:
+            # Only the fields the export owns, so a ranking job's new image, stored meanwhile,
+            # is never overwritten by this process's stale copy of the row.
+            if changed:
+                poi.save(update_fields=[*changed, "updated_at"])
+                summary.updated["poi"] += 1
+            if image_file and not poi.image_file and _link_image(poi, image_file):
+                summary.images_linked += 1
+                if not changed:
+                    summary.updated["poi"] += 1
         by_source[row["id"]] = poi
         if progress:
             progress(done, len(rows))

@@ -2,10 +2,10 @@
 
 Order (design decision 5): download -> decode (`open_image`, first frame) -> EXIF orientation
 applied -> resized to fit 800x600 (shrink only, like ImageMagick's `-resize "800x600>"` in the
-original `resize_images.sh`) -> encoded -> only then `delete_image_file()` and
-`image_file.save()` under `poi_image_path()`. A failure before the swap leaves the POI as it
-was. A worker killed during the swap leaves at most a file under the POI's own final name,
-which no POI references; the retry removes it before saving, so no orphan survives.
+original `resize_images.sh`) -> encoded -> written under a free name (`poi_image_path()`'s
+layout, or a suffix with the POI's id) -> the row switched to it -> the old file deleted if
+no row references it (`files`). A failure at any point leaves the POI with its old image; a
+worker killed mid-way leaves at most an unreferenced file, which the retry removes.
 
 Output formats keep the family of `resize_images.sh` (which wrote each file back in its own
 format): JPEG stays JPEG, PNG stays PNG (transparency kept), GIF stays GIF as a still image
@@ -28,6 +28,7 @@ from PIL import Image
 
 from cities.models import PointOfInterest
 from image_ranking.models import Candidate, ImageTrainingData, PoiRanking
+from image_ranking.pipeline import files
 from image_ranking.scoring.imaging import ImageRejected, open_image, to_rgb
 
 logger = logging.getLogger(__name__)
@@ -173,30 +174,31 @@ def store_candidate_as_image(candidate: Candidate, *, user: Any = None) -> None:
 
 
 def _swap_in(poi: PointOfInterest, prepared: PreparedImage) -> str:
-    """Delete the old file, then save the new one under the POI's final name."""
-    field = PointOfInterest._meta.get_field("image_file")
+    """Write the new file under a free name, switch the row to it, then delete the old file
+    if nothing references it (the safe order of `files`); the caller holds the POI's claim."""
     storage = poi.image_file.storage
-    filename = f"image{prepared.extension}"
-    target = field.generate_filename(poi, filename)
-    old_url = poi.image_file.url if poi.image_file else None
-    poi.delete_image_file()
-    _remove_orphan(storage, target, poi)
-    poi.image_file.save(filename, ContentFile(prepared.content), save=False)
-    poi.save(update_fields=["image_file", "updated_at"])
+    old_name = poi.image_file.name or ""
+    old_url = poi.image_file.url if old_name else None
+    try:
+        written = storage.save(
+            files.free_name(poi, prepared.extension, storage), ContentFile(prepared.content)
+        )
+    except OSError as exc:  # disk full, permissions: the old image stays as it was
+        raise StorageError(f"could not write the image file: {exc}") from exc
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            PointOfInterest.objects.filter(pk=poi.pk).update(image_file=written, updated_at=now)
+    except Exception:
+        storage.delete(written)  # no row ever pointed at it
+        raise
+    poi.image_file.name, poi.updated_at = written, now
+    if old_name and old_name != written:
+        files.delete_if_unreferenced(storage, old_name)
     if old_url:
         # Labels of the replaced file described an image that no longer exists; the new file
         # may live at the same URL, so they would otherwise be read as labels of the new one.
         dropped, _ = ImageTrainingData.objects.filter(poi=poi, image_url=old_url).delete()
         if dropped:
             logger.info("Dropped %d label(s) of the replaced image of POI %s", dropped, poi.pk)
-    return poi.image_file.name
-
-
-def _remove_orphan(storage: Any, name: str, poi: PointOfInterest) -> None:
-    """A file at the POI's own target that no POI references was left by a killed attempt."""
-    if not storage.exists(name):
-        return
-    if PointOfInterest.objects.filter(image_file=name).exclude(pk=poi.pk).exists():
-        return  # another POI with the same name owns it; storage picks a free name
-    logger.warning("Removing %s left by an interrupted attempt for POI %s", name, poi.pk)
-    storage.delete(name)
+    return written

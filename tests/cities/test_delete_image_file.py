@@ -55,3 +55,19 @@ def test_image_url_and_to_dict(poi):
     )
     exported = poi.to_dict()
     assert exported["name"] == "Louvre" and exported["image_url"] == poi.image_url
+
+
+def test_a_file_another_poi_references_is_kept(poi, media_root):
+    poi.image_file.save("louvre.jpg", ContentFile(b"jpeg"), save=True)
+    twin = PointOfInterest.objects.create(
+        city=poi.city, name="Louvre (museum)", category="see", image_file=poi.image_file.name
+    )
+    path = media_root / poi.image_file.name
+
+    poi.delete_image_file()
+
+    assert path.is_file()  # still twin's image
+    twin.refresh_from_db()
+    assert (media_root / twin.image_file.name).is_file()
+    poi.refresh_from_db()
+    assert not poi.image_file

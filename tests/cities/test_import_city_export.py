@@ -199,3 +199,25 @@ def test_all_shared_exports_import_with_their_counts_and_idempotently():
     before = snapshot()
     call_command("import_city_export", *map(str, files), "--no-progress")
     assert snapshot() == before
+
+
+def test_a_reimport_never_overwrites_an_image_stored_meanwhile():
+    """A ranking job stores a POI's image while an import of its city is under way: the
+    import writes only the fields it owns, so the new image survives the import's stale row."""
+    data = json.loads(ROME.read_text())
+    import_city_export(data)
+    updated = copy.deepcopy(data)
+    for row in updated["points_of_interest"]:
+        row["description"] = (row.get("description") or "") + " (revised)"
+    last = updated["points_of_interest"][-1]
+    target = PointOfInterest.objects.get(source_id=last["id"])
+
+    def job_stores_an_image(done: int, total: int) -> None:
+        if done == 1:  # the import has already read every POI row
+            PointOfInterest.objects.filter(pk=target.pk).update(image_file="cities/new.jpg")
+
+    import_city_export(updated, progress=job_stores_an_image)
+
+    target.refresh_from_db()
+    assert target.image_file.name == "cities/new.jpg"
+    assert target.description.endswith("(revised)")

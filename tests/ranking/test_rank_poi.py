@@ -11,7 +11,7 @@ from django.db import connection
 from django.utils import timezone
 from PIL import Image
 
-from cities.models import PointOfInterest, Validation
+from cities.models import Validation
 from image_ranking.models import Candidate, PoiRanking, RankingRun
 from image_ranking.pipeline import ranking, storage
 from image_ranking.pipeline.ranking import Outcome, rank_poi
@@ -321,21 +321,25 @@ def test_worker_killed_mid_store_then_django_q_retry_finishes_without_orphans(
     file = commons_server.add_file("Panteao.jpg", big("rocket"))
     commons_server.set_results("Panteão Nacional", [file])
     run = RankingRun.objects.create()
-    real_save = PointOfInterest.save
+    from django.core.files.storage import FileSystemStorage
 
-    def killed_between_file_and_row(self, *args, **kwargs):
-        if kwargs.get("update_fields") == ["image_file", "updated_at"] and self.image_file:
-            raise Killed  # the new file is on disk, the row does not point to it yet
-        return real_save(self, *args, **kwargs)
+    real_save = FileSystemStorage.save
 
-    monkeypatch.setattr(PointOfInterest, "save", killed_between_file_and_row)
+    def killed_between_file_and_row(self, name, content, max_length=None):
+        real_save(self, name, content, max_length=max_length)
+        raise Killed  # the new file is on disk, the row does not point to it yet
+
+    monkeypatch.setattr(FileSystemStorage, "save", killed_between_file_and_row)
     with pytest.raises(Killed):
         rank_poi_task(poi.pk, threshold=0, run_id=run.pk)
-    monkeypatch.setattr(PointOfInterest, "save", real_save)
+    monkeypatch.setattr(FileSystemStorage, "save", real_save)
     folder = media_root / "cities/images/pois/lisbon"
-    assert [p.name for p in folder.iterdir()] == ["panteão_nacional.jpg"]  # unreferenced
+    assert sorted(p.name for p in folder.iterdir()) == [
+        f"panteão_nacional-{poi.pk}.jpg",  # unreferenced
+        "panteão_nacional.jpg",  # the fallback image, still the POI's
+    ]
     poi.refresh_from_db()
-    assert not poi.image_file
+    assert poi.image_file.name.endswith("/panteão_nacional.jpg")
     # SIGKILL runs no `finally`: put back the dead worker's claim, as old as Django-Q's retry.
     stale = timezone.now() - timedelta(seconds=settings.Q_CLUSTER["retry"])
     PoiRanking.objects.filter(pk=ranking_row.pk).update(
@@ -344,7 +348,7 @@ def test_worker_killed_mid_store_then_django_q_retry_finishes_without_orphans(
 
     assert rank_poi_task(poi.pk, threshold=0, run_id=run.pk) == "updated"  # the retry
 
-    assert [p.name for p in folder.iterdir()] == ["panteão_nacional.jpg"]
+    assert [p.name for p in folder.iterdir()] == [f"panteão_nacional-{poi.pk}.jpg"]
     assert stored_size(poi) == (800, 534)
     run.refresh_from_db()
     assert (run.tally().processed, run.tally().updated, run.status) == (

@@ -6,6 +6,7 @@ import io
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from PIL import Image
 
 from cities.models import PointOfInterest
@@ -129,8 +130,11 @@ def test_labels_of_a_replaced_image_do_not_carry_over_to_the_new_one(make_poi):
     storage.store_image_bytes(poi, jpeg_bytes("coffee"))
 
     poi.refresh_from_db()
-    assert poi.image_file.url == old_url  # same path, different picture
+    assert poi.image_file.url != old_url  # the new file never overwrites the old one
     assert list(ImageTrainingData.objects.filter(poi=poi)) == [candidate_label]
+    storage.store_image_bytes(poi, jpeg_bytes("rocket"))
+    poi.refresh_from_db()
+    assert poi.image_file.url == old_url  # the names alternate: this one is free again
 
 
 def test_names_with_slashes_dots_accents_emoji_and_300_chars_stay_in_the_folder(
@@ -153,32 +157,87 @@ class Killed(BaseException):
     """Stands for SIGKILL between two steps (BaseException, so no handler swallows it)."""
 
 
-def test_worker_killed_after_writing_the_file_leaves_no_orphan_on_retry(
+def kill_after_writing(monkeypatch, media_root) -> None:
+    """The worker dies right after the new file is written, before the row is switched."""
+    from django.core.files.storage import FileSystemStorage
+
+    real_save = FileSystemStorage.save
+
+    def save_then_die(self, name, content, max_length=None):
+        real_save(self, name, content, max_length=max_length)
+        monkeypatch.setattr(FileSystemStorage, "save", real_save)
+        raise Killed
+
+    monkeypatch.setattr(FileSystemStorage, "save", save_then_die)
+
+
+def test_worker_killed_after_writing_the_file_keeps_the_old_image_and_the_retry_cleans_up(
     make_poi, media_root, monkeypatch
 ):
     poi = make_poi("Killed mid swap")
     storage.store_image_bytes(poi, jpeg_bytes("chelsea"))
-    original_save = PointOfInterest.save
-
-    def die_once(self, *args, **kwargs):
-        if kwargs.get("update_fields") == ["image_file", "updated_at"] and self.image_file:
-            monkeypatch.setattr(PointOfInterest, "save", original_save)
-            raise Killed  # the new file is on disk, the row does not point to it yet
-        return original_save(self, *args, **kwargs)
-
-    monkeypatch.setattr(PointOfInterest, "save", die_once)
+    kill_after_writing(monkeypatch, media_root)
     with pytest.raises(Killed):
         storage.store_image_bytes(PointOfInterest.objects.get(pk=poi.pk), jpeg_bytes("rocket"))
     folder = media_root / "cities/images/pois/lisbon"
-    assert [p.name for p in folder.iterdir()] == ["killed_mid_swap.jpg"]  # the orphan
-    poi = PointOfInterest.objects.get(pk=poi.pk)
-    assert not poi.image_file  # the old file was deleted first, as the spec orders
+    assert sorted(p.name for p in folder.iterdir()) == [
+        f"killed_mid_swap-{poi.pk}.jpg",  # the orphan: no row points to it
+        "killed_mid_swap.jpg",
+    ]
+    assert stored(poi).size == (451, 300)  # the old image, untouched (chelsea)
 
-    storage.store_image_bytes(poi, jpeg_bytes("rocket"))  # the retry
+    storage.store_image_bytes(PointOfInterest.objects.get(pk=poi.pk), jpeg_bytes("rocket"))
+    assert [p.name for p in folder.iterdir()] == [f"killed_mid_swap-{poi.pk}.jpg"]
+    assert stored(poi).size == (640, 427)  # rocket
+
+
+def test_a_failed_write_leaves_the_old_image_in_place(make_poi, media_root, monkeypatch):
+    from django.core.files.storage import FileSystemStorage
+
+    poi = make_poi("Disk full")
+    storage.store_image_bytes(poi, jpeg_bytes("chelsea"))
+    before = poi.image_file.name
+
+    def disk_full(self, name, content, max_length=None):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(FileSystemStorage, "save", disk_full)
+    with pytest.raises(storage.StorageError, match="No space left"):
+        storage.store_image_bytes(PointOfInterest.objects.get(pk=poi.pk), jpeg_bytes("rocket"))
     poi.refresh_from_db()
-    assert [p.name for p in folder.iterdir()] == ["killed_mid_swap.jpg"]
-    assert poi.image_file.name == "cities/images/pois/lisbon/killed_mid_swap.jpg"
-    assert stored(poi).size == (640, 427)  # rocket (chelsea is 451x300)
+    assert poi.image_file.name == before and stored(poi).size == (451, 300)
+
+
+def test_two_same_named_pois_of_a_city_get_two_files_and_keep_their_own_photos(
+    make_poi, media_root
+):
+    first, second = make_poi("The Crown"), make_poi("The Crown")  # London has 26 such pairs
+    for _ in range(2):  # and each is replaced once more
+        storage.store_image_bytes(PointOfInterest.objects.get(pk=first.pk), jpeg_bytes("chelsea"))
+        storage.store_image_bytes(PointOfInterest.objects.get(pk=second.pk), jpeg_bytes("rocket"))
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.image_file.name != second.image_file.name
+    assert stored(first).size == (451, 300) and stored(second).size == (640, 427)
+    folder = media_root / "cities/images/pois/lisbon"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [first.image_file.name.rsplit("/", 1)[1], second.image_file.name.rsplit("/", 1)[1]]
+    )
+
+
+def test_an_unreferenced_file_at_a_namesakes_name_is_left_while_that_poi_is_being_ranked(
+    make_poi, media_root
+):
+    from image_ranking.models import PoiRanking
+
+    writer, other = make_poi("Twin"), make_poi("Twin")
+    folder = media_root / "cities/images/pois/lisbon"
+    folder.mkdir(parents=True)
+    (folder / "twin.jpg").write_bytes(b"being written by the other job")
+    PoiRanking.objects.create(poi=writer, claimed_by="7:job", claimed_at=timezone.now())
+    storage.store_image_bytes(other, jpeg_bytes("coffee"))
+    assert (folder / "twin.jpg").read_bytes() == b"being written by the other job"
+    assert other.image_file.name.endswith(f"twin-{other.pk}.jpg")
 
 
 def test_store_from_url_and_candidate_choice(commons_server, make_poi, media_root):
