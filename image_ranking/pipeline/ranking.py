@@ -185,6 +185,16 @@ def _rank_claimed(
     best_score = max((s.score for s in scored), default=None)
     common = {"model_name": scorer.name, "best_score": best_score}
 
+    unfetched = [s for s in items if s.eligible and s.extra.get("transient")]
+    if unfetched:
+        # A passing fault must not store a worse photo for good: the one that could not be
+        # fetched may be the best, so nothing is settled and the next run looks again.
+        reason = _incomplete(
+            "the thumbnail of "
+            + ", ".join(f"{s.source.title} ({s.error})" for s in unfetched)
+            + " could not be fetched"
+        )
+        return Outcome.FAILED, {**common, **_fetch_failed(poi, ranking, reason, has_real_image)}
     winners = sorted(
         (
             s
@@ -198,7 +208,7 @@ def _rank_claimed(
         reason = f"Best candidate {winners[0].score:.2f}; existing image kept"
         return Outcome.RANKED, {**common, "reason": reason}
     if winners:
-        stored, failures = _store_first(poi, winners, rows)
+        stored, failures, stopped_transient = _store_first(poi, winners, rows)
         if stored is not None:
             flags.resolve_flag(poi, ranking)
             reason = f"Stored {stored.source.title} (score {stored.score:.2f})"
@@ -216,6 +226,8 @@ def _rank_claimed(
             fields = {"reason": reason[:500], "image_origin": PoiRanking.Origin.PIPELINE}
             return Outcome.UPDATED, {**common, **fields}
         reason = "Winner download failed: " + "; ".join(failures)
+        if stopped_transient:
+            reason = _incomplete(reason)
         return Outcome.FAILED, {**common, **_fetch_failed(poi, ranking, reason, has_real_image)}
     if has_real_image:
         flags.resolve_flag(poi, ranking)  # the POI has an image: nothing to flag
@@ -230,6 +242,10 @@ def _rank_claimed(
         if apply_category_fallback(poi, ranking=ranking):
             fields["image_origin"] = PoiRanking.Origin.FALLBACK
     return Outcome.FLAGGED, fields
+
+
+def _incomplete(cause: str) -> str:
+    return f"Incomplete: {cause}; nothing stored, the next run tries again"
 
 
 def _fetch_failed(
@@ -317,6 +333,7 @@ def _score_batch(items: list[_Scored], scorer: Any) -> None:
     from image_ranking.scoring.imaging import ImageRejected, open_image, to_rgb
 
     cap = int(settings.IMAGE_RANKING_THUMB_MAX_BYTES)
+    width = int(settings.IMAGE_RANKING_THUMB_WIDTH)
     images, owners = [], []
     for item in items:
         try:
@@ -327,9 +344,12 @@ def _score_batch(items: list[_Scored], scorer: Any) -> None:
             continue
         try:
             data = fetch_image_bytes(url, max_bytes=cap)
-            image = to_rgb(upright(open_image(data, max_pixels=max_pixels()), data))
+            image = open_image(data, max_pixels=max_pixels(), at_most=width)
+            image = _within(to_rgb(upright(image, data)), 2 * width)
+            del data
         except DownloadError as exc:
             item.error = f"thumbnail download failed: {exc}"[:500]
+            item.extra["transient"] = exc.transient
         except ImageRejected as exc:
             item.error = f"thumbnail rejected: {exc}"[:500]
         except BudgetExhausted:
@@ -353,6 +373,16 @@ def _score_batch(items: list[_Scored], scorer: Any) -> None:
         item.rank_score = sharpness.ranking_score(item.score, blurred=copy_of is not None)
         if copy_of is not None:
             item.extra["blurred_copy_of"] = owners[copy_of].source.title
+
+
+def _within(image: Any, side: int) -> Any:
+    """A thumbnail far larger than the rendition asked for (a hostile but legal answer) is
+    shrunk before the batch holds it, so ten of them cannot take a worker's memory."""
+    from PIL import Image
+
+    if max(image.size) > side:
+        image.thumbnail((side, side), Image.Resampling.BOX)
+    return image
 
 
 def _save_candidates(
@@ -393,8 +423,10 @@ def _save_candidates(
 
 def _store_first(
     poi: PointOfInterest, winners: list[_Scored], rows: dict[int, Candidate]
-) -> tuple[_Scored | None, list[str]]:
-    """Store the best winner; if its download or decode fails, the next one above threshold."""
+) -> tuple[_Scored | None, list[str], bool]:
+    """Store the best winner; if it is unusable (not an image, too large), the next one above
+    threshold. A transient download fault stops there (third value True): a lower winner
+    stored for good because of a passing fault is what this avoids."""
     from image_ranking.commons.downloads import DownloadError
     from image_ranking.pipeline.storage import StorageError, store_image_from_url, winner_url
 
@@ -410,7 +442,9 @@ def _store_first(
                 error=f"winner download failed: {reason}"[:500]
             )
             logger.warning("POI %s: winner %r failed: %s", poi.pk, item.source.title, reason)
+            if getattr(exc, "transient", False):
+                return None, failures, True
             continue
         Candidate.objects.filter(pk=row.pk).update(is_winner=True)
-        return item, failures
-    return None, failures
+        return item, failures, False
+    return None, failures, False

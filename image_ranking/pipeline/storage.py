@@ -89,7 +89,7 @@ def upright(image: Image.Image, data: bytes) -> Image.Image:
 
 def prepare_image(data: bytes) -> PreparedImage:
     """Decode, orient, shrink and encode; raises ImageRejected/StorageError, touches nothing."""
-    frame = open_image(data, max_pixels=max_pixels())
+    frame = open_image(data, max_pixels=max_pixels(), at_most=max(MAX_SIZE))
     source_format = (_header(data).format or "").upper()
     frame = upright(frame, data)
     has_alpha = frame.mode in {"RGBA", "LA", "PA"} or (

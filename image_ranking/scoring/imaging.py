@@ -36,11 +36,16 @@ def _megapixels(pixels: int) -> str:
     return f"{pixels / 1_000_000:.0f} MP"
 
 
-def open_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def open_image(
+    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, at_most: int | None = None
+) -> Image.Image:
     """Fully decode `data` and return its first frame, mode and orientation untouched.
 
     The pixel count is checked from the header before any pixel is decoded, so a small file
-    claiming a huge canvas (a decompression bomb) costs no memory.
+    claiming a huge canvas (a decompression bomb) costs no memory. With `at_most`, a JPEG
+    more than twice that size on both sides is decoded at a reduced scale (libjpeg's DCT
+    scaling, `Image.draft`), never below `at_most`: a hostile but legal 7000x7000 thumbnail
+    then costs 1/64 of the memory. Images of normal size are decoded exactly as before.
     """
     if not data:
         raise ImageRejected("empty file")
@@ -67,6 +72,8 @@ def open_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Im
             f"{_megapixels(max_pixels)} limit"
         )
     try:
+        if at_most and image.format == "JPEG" and min(width, height) > 2 * at_most:
+            image.draft(image.mode, (at_most, at_most))
         if getattr(image, "is_animated", False):
             image.seek(0)
         image.load()

@@ -17,7 +17,7 @@ from image_ranking.pipeline import ranking, storage
 from image_ranking.pipeline.ranking import Outcome, rank_poi
 from image_ranking.runs.service import select_pois
 from image_ranking.runs.tasks import rank_poi_task
-from tests.fakes.images import degrade, encode, jpeg_bytes, photo
+from tests.fakes.images import PHOTO_NAMES, degrade, encode, jpeg_bytes, photo
 
 from .helpers import (
     FixedScorer,
@@ -27,6 +27,7 @@ from .helpers import (
     exif_rotated_jpeg,
     palette_png_with_transparency,
     png16,
+    scaled,
 )
 
 pytestmark = pytest.mark.django_db
@@ -127,7 +128,7 @@ def test_bad_originals_fall_through_to_the_next_winner(commons_server, make_poi)
     broken = commons_server.add_file("Broken.jpg", jpeg_bytes("coffee", width=900))
     fine = commons_server.add_file("Fine.jpg", jpeg_bytes("chelsea"))
     commons_server.set_results("Elevador de Santa Justa", [broken, fine])
-    commons_server.fail_always("truncated", path=broken.path)  # thumbnail fine, original cut
+    commons_server.fail_always("not_image", path=broken.path)  # thumbnail fine, original junk
 
     assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
     rows = {c.title: c for c in Candidate.objects.filter(poi=poi)}
@@ -135,6 +136,33 @@ def test_bad_originals_fall_through_to_the_next_winner(commons_server, make_poi)
         assert "winner download failed" in rows[broken.title].error
     assert rows[fine.title].is_winner
     assert stored_size(poi) == (451, 300)
+
+
+@pytest.mark.parametrize("where", ["thumbnail", "winner"])
+def test_a_passing_fault_on_the_best_candidate_never_leaves_a_lower_one_stored(
+    commons_server, make_poi, where
+):
+    """The best photo's thumbnail or full download fails for a transient reason (retries
+    included): nothing is stored, the POI stays missing with the reason, and the next run,
+    fault-free, stores the best photo rather than the second."""
+    poi = make_poi("Igreja do Carmo")
+    best = commons_server.add_file("Carmo.jpg", scaled("chelsea", 1400))
+    worse = commons_server.add_file("Carmo dark.jpg", scaled("chelsea", 1400, degraded="dark"))
+    commons_server.set_results("Igreja do Carmo", [worse, best])
+    path = best.thumb_path(500) if where == "thumbnail" else best.thumb_path(1280)
+    commons_server.fail_always("reset", path=path)
+
+    assert rank_poi(poi.pk, threshold=0) == Outcome.FAILED
+    poi.refresh_from_db()
+    assert not poi.image_file
+    [flag] = flags_of(poi)
+    assert flag.aggregate == "fetch_failed" and "Incomplete" in flag.description
+    assert "Carmo.jpg" in flag.description
+
+    commons_server.clear_faults()
+    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    assert Candidate.objects.get(poi=poi, is_winner=True).title == "File:Carmo.jpg"
+    assert flags_of(poi) == []
 
 
 def test_winner_that_cannot_be_fetched_flags_fetch_failed_and_keeps_the_poi(
@@ -510,3 +538,32 @@ def test_all_below_threshold_reason_names_the_sharp_copy_a_blurred_one_was_ranke
     reason = PoiRanking.objects.get(poi=poi).reason
     blur = Candidate.objects.get(poi=poi, title="File:Pimenta blur.jpg").score
     assert f"{blur:.2f} (blurred copy of File:Pimenta.jpg, ranked {blur - 1:.2f})" in reason
+
+
+def test_hostile_but_legal_thumbnails_are_scored_at_a_bounded_size(
+    commons_server, make_poi, monkeypatch
+):
+    """Ten 7000x7000 'thumbnails' (Commons says 400 px, so they are fetched as they are): the
+    batch the model sees holds none larger than twice the scoring width
+    (bench/memory.py measures the worker's RSS)."""
+    seen = []
+
+    class RecordingScorer(FixedScorer):
+        def score(self, images):
+            seen.extend(images)
+            return super().score(images)
+
+    monkeypatch.setattr("image_ranking.scoring.get_scorer", lambda name=None: RecordingScorer())
+    poi = make_poi("Hostile")
+    files = [
+        commons_server.add_file(
+            f"H{i}.jpg",
+            encode(photo(PHOTO_NAMES[i % 7]).rotate(i * 5).resize((7000, 7000)), "JPEG"),
+            width=400,
+            height=400,
+        )
+        for i in range(10)
+    ]
+    commons_server.set_results("Hostile", files)
+    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    assert len(seen) == 10 and all(max(image.size) <= 1000 for image in seen)

@@ -137,3 +137,18 @@ def test_allowed_formats_are_the_mime_types_the_client_keeps():
     from image_ranking.scoring.imaging import ALLOWED_FORMATS
 
     assert {Image.MIME[name] for name in ALLOWED_FORMATS} == PHOTO_MIMES
+
+
+def test_a_huge_jpeg_is_decoded_at_a_reduced_scale_never_below_what_is_asked():
+    import io
+
+    from PIL import Image
+
+    from image_ranking.scoring.imaging import open_image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (7000, 7000), (120, 90, 60)).save(buffer, format="JPEG", quality=40)
+    data = buffer.getvalue()
+    reduced = open_image(data, at_most=500)
+    assert min(reduced.size) >= 500 and max(reduced.size) <= 1000  # 1/8: 875 px
+    assert open_image(data).size == (7000, 7000)  # without `at_most`, as before
