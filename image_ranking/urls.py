@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from image_ranking.review import views
+from image_ranking.review import run_views, views
 
 app_name = "image_ranking"
 
@@ -18,8 +18,8 @@ urlpatterns = [
     path("labels/bootstrap/", views.bootstrap_labels, name="bootstrap"),
     path("labels/export.csv", views.export_labels, {"fmt": "csv"}, name="export_csv"),
     path("labels/export.jsonl", views.export_labels, {"fmt": "jsonl"}, name="export_jsonl"),
-    path("runs/", views.start_ranking_run, name="start_run"),
-    path("runs/<int:run_id>/", views.run_progress, name="run_progress"),
-    path("runs/<int:run_id>/cancel/", views.cancel_ranking_run, name="cancel_run"),
+    path("runs/", run_views.start_ranking_run, name="start_run"),
+    path("runs/<int:run_id>/", run_views.run_progress, name="run_progress"),
+    path("runs/<int:run_id>/cancel/", run_views.cancel_ranking_run, name="cancel_run"),
     path("calibration/adopt/", views.adopt_threshold, name="adopt_threshold"),
 ]
