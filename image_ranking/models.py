@@ -268,7 +268,11 @@ class ImageTrainingData(models.Model):
 
 
 class RateLimitBucket(models.Model):
-    """A token bucket shared by all processes; times are Unix epoch seconds."""
+    """A token bucket shared by all processes.
+
+    Times are Unix epoch seconds on the DATABASE's clock (`ratelimit.database_time()`), never a
+    worker host's, so hosts with skewed clocks still agree on refills and blocks.
+    """
 
     name = models.CharField(max_length=50, primary_key=True)
     tokens = models.FloatField(default=0)
@@ -280,7 +284,11 @@ class RateLimitBucket(models.Model):
 
 
 class RateLimitSlot(models.Model):
-    """One of a bucket's concurrent-request slots, leased until `expires_at`."""
+    """One of a bucket's concurrent-request slots, leased until `expires_at` (database clock).
+
+    The lease is short and renewed by its holder's heartbeat while the request is in flight,
+    so a killed worker's slot frees itself within seconds and a slow live one keeps it.
+    """
 
     bucket = models.CharField(max_length=50)
     index = models.PositiveSmallIntegerField()
@@ -294,6 +302,24 @@ class RateLimitSlot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.bucket}[{self.index}]"
+
+
+class RateLimitTicket(models.Model):
+    """A worker waiting for one of a bucket's slots: waiters are served in arrival order (id).
+
+    Like a slot, a ticket is a lease renewed by its waiter's heartbeat, so the ticket of a
+    waiter that died stops holding up the queue within seconds.
+    """
+
+    bucket = models.CharField(max_length=50)
+    holder = models.CharField(max_length=100)
+    expires_at = models.FloatField(help_text="Database-clock epoch seconds.")
+
+    class Meta:
+        indexes = [models.Index(fields=["bucket", "expires_at"], name="ratelimit_ticket_live")]
+
+    def __str__(self) -> str:
+        return f"{self.bucket} ticket {self.pk}"
 
 
 class AdoptedThreshold(models.Model):

@@ -3,6 +3,11 @@ and a curator's click) never work on the same POI at once.
 
 A claim is one conditional UPDATE on PoiRanking (atomic on SQLite and PostgreSQL alike). A
 claim older than Django-Q's task timeout belongs to a worker that died: it may be taken over.
+
+`claimed_at` is written and compared on the DATABASE's clock (Django's `Now()`: PostgreSQL's
+STATEMENT_TIMESTAMP(), SQLite's STRFTIME('%Y-%m-%d %H:%M:%f', 'NOW') with milliseconds), in the
+same statement, never with a worker host's clock: a host 5 min ahead would otherwise see every
+live claim as stale, and two jobs would work on one POI.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError
 from django.db.models import Q
-from django.utils import timezone
+from django.db.models.functions import Now
 
 from cities.models import PointOfInterest
 from image_ranking.models import PoiRanking
@@ -39,13 +44,13 @@ def claim_poi(poi: PointOfInterest, run_id: int | None) -> tuple[PoiRanking, str
         ranking, _ = PoiRanking.objects.get_or_create(poi=poi)
     except IntegrityError:  # another job created the row at the same moment
         ranking = PoiRanking.objects.get(poi=poi)
-    now = timezone.now()
     token = f"{run_id or 0}:{uuid.uuid4().hex[:16]}"
-    free = Q(claimed_by="") | Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - claim_timeout())
+    stale = Q(claimed_at__lt=Now() - claim_timeout())  # the database's clock, not this host's
+    free = Q(claimed_by="") | Q(claimed_at__isnull=True) | stale
     taken = (
         PoiRanking.objects.filter(pk=ranking.pk)
         .filter(free)
-        .update(claimed_by=token, claimed_at=now)
+        .update(claimed_by=token, claimed_at=Now())
     )
     ranking.refresh_from_db()
     return ranking, (token if taken else None)

@@ -53,9 +53,10 @@ def test_a_wait_longer_than_allowed_raises():
 @pytest.mark.django_db(transaction=True)
 def test_a_dead_workers_slot_frees_itself_when_the_lease_ends():
     limiter = SharedLimiter(LimiterConfig("test_media", 0, 1, 2, lease_seconds=1.0))
-    # Two workers took both slots and were killed: they never release them.
-    limiter._acquire("dead-worker-1", None)
-    limiter._acquire("dead-worker-2", None)
+    # Two workers took both slots and were killed: no heartbeat renews their leases.
+    limiter._ensure_rows()
+    assert limiter._attempt("dead-worker-1", None)[0].wait == 0
+    assert limiter._attempt("dead-worker-2", None)[0].wait == 0
     started = time.monotonic()
     with limiter.slot(max_wait=5):
         waited = time.monotonic() - started
