@@ -40,9 +40,19 @@ def all_photos() -> dict[str, Image.Image]:
 
 
 def degrade(image: Image.Image, kind: str) -> Image.Image:
-    """A clearly worse copy: 'dark' (underexposed), 'blur', 'crop' (a bad off-centre crop)."""
+    """A clearly worse copy: 'dark' (underexposed), 'dim' (about one stop under), 'washed'
+    (washed-out: blacks lifted toward white, as flare or overexposure leaves them), 'haze'
+    (low contrast under a light grey veil), 'blur', 'crop' (a corner enlarged to full size)."""
     if kind == "dark":
         return ImageEnhance.Brightness(image).enhance(0.25)
+    if kind == "dim":
+        return ImageEnhance.Brightness(image).enhance(0.5)
+    if kind == "washed":
+        return Image.blend(image.convert("RGB"), Image.new("RGB", image.size, (255, 255, 255)), 0.5)
+    if kind == "haze":
+        return Image.blend(
+            image.convert("RGB"), Image.new("RGB", image.size, (190, 195, 200)), 0.55
+        )
     if kind == "blur":
         return image.filter(ImageFilter.GaussianBlur(radius=max(image.size) / 60))
     if kind == "crop":
