@@ -43,6 +43,14 @@ run = RankingRun.objects.get(pk={run})
 print(json.dumps({{"image": poi.image_file.name, "claimed_by": row.claimed_by,
     "processed": run.tally().processed, "updated": run.tally().updated, "status": run.status}}))
 """
+# A host whose clock runs ahead: Python's wall clock and Django's timezone.now() in that process.
+SKEWED = """
+import datetime, time
+from django.utils import timezone
+_real_time, _real_now = time.time, timezone.now
+time.time = lambda: _real_time() + {skew}
+timezone.now = lambda: _real_now() + datetime.timedelta(seconds={skew})
+"""
 NEW_RUN = """
 from image_ranking.models import RankingRun
 print(RankingRun.objects.create().pk)
@@ -151,6 +159,27 @@ def test_two_jobs_for_one_poi_at_once_one_does_the_work(workers, commons_server)
         "torre_de_belém.jpg"
     ]
     state = json.loads(output(STATE.format(poi=poi, run=run_id)).strip().splitlines()[-1])
+    assert (state["processed"], state["updated"], state["status"]) == (1, 1, "finished")
+
+
+def test_a_host_clock_5_min_ahead_cannot_take_a_live_claim(workers, commons_server):
+    """Claims are dated and compared on the database's clock: a job on a host 5 min ahead
+    (more than the 300 s claim timeout) must not see the other job's live claim as stale."""
+    run, output, _media = workers
+    poi = int(output(SETUP).split()[-1])
+    run_id = int(output(NEW_RUN).split()[-1])
+    file = commons_server.add_file("Belem.jpg", big_photo("rocket"))
+    commons_server.set_results("Torre de Belém", [file])
+    commons_server.fail_next("slow", delay=4.0)  # the first job's search hangs a while
+
+    first = run(RANK.format(poi=poi, run=run_id))
+    wait_for(lambda: len(commons_server.api_requests()) == 1)  # it holds the claim now
+    second = run(SKEWED.format(skew=310.0) + RANK.format(poi=poi, run=run_id), Q_TIMEOUT="300")
+
+    assert sorted([outcome(first), outcome(second)]) == ["skipped", "updated"]
+    assert len(commons_server.api_requests()) == 1
+    state = json.loads(output(STATE.format(poi=poi, run=run_id)).strip().splitlines()[-1])
+    assert state["claimed_by"] == ""
     assert (state["processed"], state["updated"], state["status"]) == (1, 1, "finished")
 
 
