@@ -78,7 +78,8 @@ LEASE_SECONDS = 10.0  # slots and tickets; a dead worker's lease ends within thi
 BEATS_PER_LEASE = 5  # heartbeats per lease: four may fail (a busy database) before it ends
 NEXT_IN_LINE_RECHECK = 0.1  # read-only re-check of the waiter a freed slot would go to
 QUEUED_RECHECK = 0.25  # read-only re-check of waiters further back
-TICKET_GRACE_SECONDS = 60.0  # expired tickets are deleted after this
+TICKET_GRACE_SECONDS = 60.0  # expired tickets are deleted after this ...
+TICKET_SWEEP_EVERY = 16  # ... by every 16th new ticket
 LOG_WAIT_SECONDS = 0.5
 
 
@@ -331,12 +332,14 @@ class SharedLimiter:
 
     def _new_ticket(self, holder: str, now: float) -> int:
         cfg = self.config
-        RateLimitTicket.objects.filter(
-            bucket=cfg.name, expires_at__lt=now - TICKET_GRACE_SECONDS
-        ).delete()
-        return RateLimitTicket.objects.create(
+        ticket = RateLimitTicket.objects.create(
             bucket=cfg.name, holder=holder, expires_at=now + cfg.lease_seconds
         ).pk
+        if ticket % TICKET_SWEEP_EVERY == 0:  # now and then, tickets of dead waiters go
+            RateLimitTicket.objects.filter(
+                bucket=cfg.name, expires_at__lt=now - TICKET_GRACE_SECONDS
+            ).delete()
+        return ticket
 
     def _drop_ticket(self, ticket: int) -> None:
         try:
@@ -400,11 +403,13 @@ class _LeaseKeeper:
         self._tickets: dict[int, float] = {}  # ticket id -> lease seconds
         self._thread: threading.Thread | None = None
         self._pid = 0
+        self._wake = threading.Event()  # a new lease: re-compute the beat (no renewal)
 
     def add_slot(self, holder: str, lease: float) -> None:
         with self._lock:
             self._slots[holder] = lease
             self._start()
+        self._wake.set()
 
     def drop_slot(self, holder: str) -> None:
         with self._lock:
@@ -414,6 +419,7 @@ class _LeaseKeeper:
         with self._lock:
             self._tickets[ticket] = lease
             self._start()
+        self._wake.set()
 
     def drop_ticket(self, ticket: int) -> None:
         with self._lock:
@@ -433,8 +439,15 @@ class _LeaseKeeper:
         return max(0.05, min(leases, default=LEASE_SECONDS) / BEATS_PER_LEASE)
 
     def _run(self) -> None:
+        last = time.monotonic()
         while True:
-            time.sleep(self._beat())
+            due = last + self._beat()  # a shorter lease added meanwhile brings it forward
+            now = time.monotonic()
+            if now < due:
+                self._wake.wait(due - now)
+                self._wake.clear()
+                continue
+            last = now
             try:
                 self.renew()
             except Exception as exc:  # never let the heartbeat die; the next beat tries again
