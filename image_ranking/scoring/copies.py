@@ -94,12 +94,13 @@ def _small(grey: Image.Image, width: int, size: tuple[int, int] | None = None) -
     return np.asarray(small, dtype=np.float64)
 
 
-def locate(outer: View, inner: View) -> Region | None:
-    """Where `inner` shows part (or all) of `outer`'s scene, or None when it does not."""
+def locate(outer: View, inner: View, crops: bool = True) -> Region | None:
+    """Where `inner` shows part (or all) of `outer`'s scene, or None when it does not
+    (with crops=False, only the same framing is looked for)."""
     if min(*outer.size, *inner.size) < 8:
         return None
     whole = _same_framing(outer, inner)
-    if whole is not None:
+    if whole is not None or not crops:
         return whole
     best = _coarse_search(outer, inner)
     if best is None:

@@ -42,6 +42,15 @@ ENLARGED = 1.4  # an inner copy with this many more pixels than its region in th
 DETAIL_SHARE = 0.33
 NOISE_FLOOR = 1.5
 MIN_SIDE = 16  # images smaller than this are not assessed
+# The checks, and which check finds each kind ("crops": also compare a crop with its original)
+PARTS = frozenset({"exposure", "contrast", "sharpness", "resolution", "crops"})
+PART_OF = {
+    "dark": "exposure",
+    "washed-out": "exposure",
+    "low-contrast": "contrast",
+    "blurred": "sharpness",
+    "enlarged crop": "resolution",
+}
 # The order reasons name kinds in when a copy has several faults: the plainest first.
 KINDS = ("enlarged crop", "blurred", "dark", "washed-out", "low-contrast")
 
@@ -70,9 +79,10 @@ class _Image:
     view: copies.View
 
 
-def assess_copies(images: list[Image.Image]) -> list[Damage | None]:
+def assess_copies(images: list[Image.Image], parts: frozenset[str] = PARTS) -> list[Damage | None]:
     """For each image (a POI's decoded candidates, in order), the better copy of the same
-    scene it is a damaged version of, or None: the best of its copies, or no copy at all."""
+    scene it is a damaged version of, or None: the best of its copies, or no copy at all.
+    `parts` leaves checks out, for the bench to measure what each one adds."""
     prepared = [_prepare(i) for i in images]
     n = len(images)
     faults: dict[tuple[int, int], list[str]] = {}
@@ -80,7 +90,7 @@ def assess_copies(images: list[Image.Image]) -> list[Damage | None]:
         for j in range(i + 1, n):
             if prepared[i] is None or prepared[j] is None:
                 continue
-            pair = _compare(prepared[i], prepared[j])
+            pair = _compare(prepared[i], prepared[j], parts)
             if pair is not None:
                 faults[i, j], faults[j, i] = pair
     # j dominates i: i is worse in something, j in nothing
@@ -121,16 +131,20 @@ def _prepare(image: Image.Image) -> _Image | None:
     return _Image(np.asarray(grey, dtype=np.float32) / 255.0, copies.view(grey))
 
 
-def _compare(a: _Image, b: _Image) -> tuple[list[str], list[str]] | None:
+def _compare(a: _Image, b: _Image, parts: frozenset[str]) -> tuple[list[str], list[str]] | None:
     """(faults of a against b, faults of b against a) when they show the same scene."""
-    region = copies.locate(a.view, b.view)
+    crops = "crops" in parts
+    region = copies.locate(a.view, b.view, crops=crops)
     if region is not None:
         b_faults, a_faults = _judge(a, b, region)
-        return a_faults, b_faults
-    region = copies.locate(b.view, a.view)
-    if region is not None:
-        return _judge(b, a, region)
-    return None
+    else:
+        region = copies.locate(b.view, a.view, crops=crops)
+        if region is None:
+            return None
+        a_faults, b_faults = _judge(b, a, region)
+    return [f for f in a_faults if PART_OF[f] in parts], [
+        f for f in b_faults if PART_OF[f] in parts
+    ]
 
 
 def _judge(outer: _Image, inner: _Image, region: copies.Region) -> tuple[list[str], list[str]]:
