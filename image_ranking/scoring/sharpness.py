@@ -7,6 +7,11 @@ depends on the subject (a sky-heavy facade has far less fine detail than foliage
 different scenes it says nothing about focus. So the comparison is made only between
 near-duplicates (a small difference hash of the thumbnail; a blurred or darkened copy keeps it),
 and different photos of a place are left to NIMA alone.
+
+quality.assess_copies generalises this check (exposure, contrast, enlarged crops, and copies
+found by position and scale, not only by hash); blurred_copies and ranking_score stay for
+callers that only want the blur check, and quality reuses laplacian_variance's measure, the
+hash and BLUR_RATIO from here.
 """
 
 from __future__ import annotations
