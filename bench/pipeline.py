@@ -75,20 +75,34 @@ def versions() -> list[tuple[str, Image.Image]]:
     return out
 
 
+TRANSFORMS = (
+    None, Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.FLIP_TOP_BOTTOM,
+    Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270,
+    Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE,
+)  # fmt: skip
+
+
 def setup(server: CommonsServer, count: int) -> list[int]:
+    """Each POI its own files: one photo never wins for two POIs of a city, so POIs that
+    shared files would be told apart by the shared-photo rule rather than ranked alike."""
     call_command("migrate", verbosity=0)
     city = City.objects.create(name="Benchville", latitude=38.7, longitude=-9.1)
     poi_list = PoiList.objects.create(title="All", city=city)
-    files = [server.add_file(f"{label}.jpg", image) for label, image in versions()]
-    for file in files:  # render the stand-in's thumbnails once, outside the timing
-        server.media_answer(file.thumb_path(500))
-        server.media_answer(file.thumb_path(1280))
+    pool = versions()
     ids = []
     for index in range(count):
         poi = PointOfInterest.objects.create(city=city, name=f"Sight {index}", category="see")
         poi_list.pois.add(poi)
-        chosen = [files[(index * 3 + k) % len(files)] for k in range(CANDIDATES)]
-        server.set_results(poi.name, chosen)
+        turn = TRANSFORMS[(index // 3) % len(TRANSFORMS)]
+        files = []
+        for k in range(CANDIDATES):
+            label, image = pool[(index * 3 + k) % len(pool)]
+            image = image.transpose(turn) if turn is not None else image
+            files.append(server.add_file(f"{label} {index}.jpg", image))
+        for file in files:  # render the stand-in's thumbnails once, outside the timing
+            server.media_answer(file.thumb_path(500))
+            server.media_answer(file.thumb_path(1280))
+        server.set_results(poi.name, files)
         ids.append(poi.pk)
     return ids
 
@@ -132,7 +146,7 @@ def main() -> None:
                     seconds, run, api[label] = timed_run(server, ids)
                 finally:
                     scoring.get_scorer = real_get
-                assert run.updated == len(ids), run_summary(run)
+                assert run.tally().updated == len(ids), run_summary(run)
                 times[label].append(seconds)
         seconds, base_seconds = min(times["pipeline"]), min(times["baseline"])
         api, base_api = api["pipeline"], api["baseline"]
@@ -165,9 +179,8 @@ def main() -> None:
 
 
 def run_summary(run: RankingRun) -> str:
-    return (
-        f"processed {run.processed} updated {run.updated} flagged {run.flagged} failed {run.failed}"
-    )
+    t = run.tally()
+    return f"processed {t.processed} updated {t.updated} flagged {t.flagged} failed {t.failed}"
 
 
 if __name__ == "__main__":

@@ -212,6 +212,9 @@ IMAGE_RANKING_WINNER_WIDTH = env_int("IMAGE_RANKING_WINNER_WIDTH", 1280)
 # (bench/blur_choice.py); the 4.5 threshold is the balanced-accuracy optimum of both scenarios.
 IMAGE_RANKING_THUMB_WIDTH = env_int("IMAGE_RANKING_THUMB_WIDTH", 500)
 IMAGE_RANKING_MAX_DISTANCE_KM = env_float("IMAGE_RANKING_MAX_DISTANCE_KM", 5.0)
+# Hits asked for in the one search request; the 10 most relevant of them are scored (those
+# whose title or categories name the POI first), so the POI's own photo at rank 11-20 counts.
+IMAGE_RANKING_SEARCH_DEPTH = env_int("IMAGE_RANKING_SEARCH_DEPTH", 20)
 IMAGE_RANKING_FALLBACK = env_bool("IMAGE_RANKING_FALLBACK", False)
 # Size caps for downloads (bytes) and decoded images (pixels): a bigger file is refused.
 IMAGE_RANKING_MAX_DOWNLOAD_BYTES = env_int("IMAGE_RANKING_MAX_DOWNLOAD_BYTES", 25 * 1024 * 1024)

@@ -179,6 +179,16 @@ class PoiRanking(models.Model):
     image_origin = models.CharField(
         max_length=10, choices=Origin.choices, blank=True, default=Origin.EXISTING
     )
+
+    class DistanceCheck(models.TextChoices):
+        CHECKED = "checked", "Distance checked against the POI's coordinates"
+        NO_POI_COORDINATES = "no_poi", "Distance not checked: the POI has no coordinates"
+        NO_CANDIDATE_COORDINATES = "no_candidates", "Distance not checked: no candidate has any"
+        NO_GEODATA = "no_geodata", "Distance not checked: the wiki sent no coordinates (no GeoData)"
+
+    distance_check = models.CharField(
+        max_length=15, choices=DistanceCheck.choices, blank=True, default=""
+    )
     # A job claims the POI before working on it, so two jobs never rank it at once; a claim
     # older than the task timeout is stale (its worker died) and may be taken over.
     claimed_by = models.CharField(max_length=64, blank=True, default="")
@@ -210,6 +220,13 @@ class Candidate(models.Model):
     distance_km = models.FloatField(null=True, blank=True)
     eligible = models.BooleanField(default=True)
     ineligible_reason = models.CharField(max_length=200, blank=True, default="")
+    # What the search request said about it (visible categories) and what the pipeline made
+    # of it: why it counts as this place's photo, its scene hash (a 64-bit difference hash,
+    # hex) and, for a damaged near-duplicate, why it ranks below its better copy.
+    categories = models.JSONField(default=list, blank=True)
+    relevance = models.CharField(max_length=300, blank=True, default="")
+    dhash = models.CharField(max_length=16, blank=True, default="")
+    damage = models.CharField(max_length=200, blank=True, default="")
     score = models.FloatField(null=True, blank=True)
     score_std = models.FloatField(null=True, blank=True)
     # The score the winner choice uses (the model's, minus penalties such as a blurred copy's):

@@ -15,6 +15,7 @@ A client is cheap; use one per thread (it keeps a `requests.Session`).
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import re
 import time
@@ -45,6 +46,9 @@ STANDARD_WIDTHS = (20, 40, 60, 120, 250, 330, 500, 960, 1280, 1920, 3840)
 PHOTO_MIMES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"})
 DEFAULT_MAXLAG_WAIT = 5.0
 MAX_REDIRECTS = 5
+# API URLs found to lack GeoData, and warnings already logged, in this process.
+_WITHOUT_GEODATA: set[str] = set()
+_WARNINGS_SEEN: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ class CommonsCandidate:
     sha1: str
     latitude: float | None
     longitude: float | None
+    # Visible categories (hidden maintenance ones left out), without the "Category:" prefix.
+    categories: tuple[str, ...] = ()
 
 
 class CommonsError(Exception):
@@ -174,6 +180,11 @@ class CommonsClient:
         self.session = watch(session or requests.Session())
 
     def params(self, query: str, limit: int) -> dict[str, Any]:
+        """One generator request: the hits with their image info, visible categories and,
+        where the wiki has GeoData, coordinates (Commons returns all of it for free)."""
+        props = ["imageinfo", "categories"]
+        if self.api_url not in _WITHOUT_GEODATA:
+            props.append("coordinates")
         return {
             "action": "query",
             "format": "json",
@@ -183,10 +194,12 @@ class CommonsClient:
             "gsrsearch": f"filetype:bitmap {query}",
             "gsrnamespace": "6",
             "gsrlimit": str(limit),
-            "prop": "imageinfo|coordinates",
+            "prop": "|".join(props),
             "iiprop": "url|size|mime|sha1",
             "iiurlwidth": str(self.thumb_width),
-            "colimit": "max",
+            "clshow": "!hidden",
+            "cllimit": "max",
+            **({"colimit": "max"} if "coordinates" in props else {}),
         }
 
     def search_candidates(self, query: str, limit: int = 10) -> list[CommonsCandidate]:
@@ -303,8 +316,26 @@ class CommonsClient:
                 raise _Retry(CommonsError("maxlag", f"replicas lagging: {info}"), wait, True)
             raise CommonsError("api_error", f"{code}: {info}")
         if payload.get("warnings"):
-            logger.warning("Commons API warnings for %r: %s", query, payload["warnings"])
+            self._note_warnings(payload["warnings"])
         return payload
+
+    def _note_warnings(self, warnings: Any) -> None:
+        """Each distinct warning is logged once per process (not once per POI). A wiki
+        without GeoData does not know prop=coordinates: later requests leave it out, and the
+        distance check has no coordinates (the dashboard says so)."""
+        text = json.dumps(warnings, sort_keys=True, ensure_ascii=False)
+        if "coordinates" in text and "Unrecognized value" in text:
+            if self.api_url not in _WITHOUT_GEODATA:
+                _WITHOUT_GEODATA.add(self.api_url)
+                logger.warning(
+                    "%s has no GeoData (prop=coordinates unknown): the distance check is off; "
+                    "searching without coordinates from now on",
+                    self.api_url,
+                )
+            return
+        if text not in _WARNINGS_SEEN:
+            _WARNINGS_SEEN.add(text)
+            logger.warning("Commons API warnings (logged once per process): %s", text[:500])
 
     def _candidates(self, query: str, payload: dict, limit: int) -> list[CommonsCandidate]:
         pages = (payload.get("query") or {}).get("pages") or []
@@ -352,10 +383,20 @@ def _candidate(page: Any) -> CommonsCandidate | None:
             sha1=str(info.get("sha1") or info["url"]),
             latitude=float(coords["lat"]) if coords else None,
             longitude=float(coords["lon"]) if coords else None,
+            categories=tuple(
+                str(c["title"]).removeprefix("Category:")
+                for c in page.get("categories") or []
+                if isinstance(c, dict) and c.get("title")
+            ),
         )
     except (KeyError, IndexError, TypeError, ValueError):
         logger.warning("Commons answer: unusable page %.200r", page)
         return None
+
+
+def has_geodata(api_url: str | None = None) -> bool:
+    """False once the API answered that it does not know prop=coordinates (no GeoData)."""
+    return (api_url or settings.WIKIMEDIA_API_URL) not in _WITHOUT_GEODATA
 
 
 def get_commons_client(**options: Any) -> CommonsClient:

@@ -22,7 +22,8 @@ NO_IMAGES = "no_images"
 BELOW_THRESHOLD = "below_threshold"
 FETCH_FAILED = "fetch_failed"
 INTERNAL_ERROR = "internal_error"  # an unexpected error, a lost task or a timeout
-AGGREGATES = (NO_IMAGES, BELOW_THRESHOLD, FETCH_FAILED, INTERNAL_ERROR)
+SHARED_PHOTO = "shared_photo"  # its photo names another POI of the city, which now has it
+AGGREGATES = (NO_IMAGES, BELOW_THRESHOLD, FETCH_FAILED, INTERNAL_ERROR, SHARED_PHOTO)
 
 
 def poi_marker(poi: PointOfInterest) -> str:

@@ -25,11 +25,11 @@ from django.utils import timezone
 from cities.models import PointOfInterest
 from image_ranking.commons.budget import BudgetExhausted, time_budget
 from image_ranking.models import Candidate, PoiRanking
-from image_ranking.pipeline import flags
+from image_ranking.pipeline import flags, relevance, shared_photos
 from image_ranking.pipeline.claims import claim_poi, release_claim
 from image_ranking.review.calibration import current_threshold
 from image_ranking.runs import service as runs
-from image_ranking.scoring import sharpness
+from image_ranking.scoring import quality, sharpness
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ class _Scored:
     score_std: float | None = None
     rank_score: float | None = None
     error: str = ""
+    evidence: relevance.Evidence = field(default_factory=relevance.Evidence)
+    dhash: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -172,18 +174,19 @@ def _rank_claimed(
     # Flags are for POIs that lack a photo; one with a real image is never flagged.
     has_real_image = bool(poi.image_file) and not ranking.uses_fallback
     try:
-        found = get_commons_client().search_candidates(poi.name, limit=MAX_CANDIDATES)
+        depth = max(MAX_CANDIDATES, int(settings.IMAGE_RANKING_SEARCH_DEPTH))
+        found = get_commons_client().search_candidates(poi.name, limit=depth)
     except CommonsError as exc:
         reason = f"Commons search failed: {exc}"
         return Outcome.FAILED, _fetch_failed(poi, ranking, reason, has_real_image)
 
-    items = [_Scored(source=c) for c in found[:MAX_CANDIDATES]]
-    _apply_relevance_guard(poi, items)
+    items = _most_relevant(poi, found)
+    distance_check = _apply_relevance_guard(poi, items)
     _score_batch(items, scorer)
     rows = _save_candidates(poi, items, scorer.name)
     scored = [s for s in items if s.score is not None]
     best_score = max((s.score for s in scored), default=None)
-    common = {"model_name": scorer.name, "best_score": best_score}
+    common = {"model_name": scorer.name, "best_score": best_score, "distance_check": distance_check}
 
     unfetched = [s for s in items if s.eligible and s.extra.get("transient")]
     if unfetched:
@@ -201,14 +204,14 @@ def _rank_claimed(
             for s in scored
             if s.eligible and s.rank_score is not None and s.rank_score >= threshold
         ),
-        key=lambda s: (-s.rank_score, s.source.search_rank),
+        key=lambda s: (-s.evidence.tier, -s.rank_score, s.source.search_rank),
     )
     if winners and has_real_image and not replace_existing:
         flags.resolve_flag(poi, ranking)
         reason = f"Best candidate {winners[0].score:.2f}; existing image kept"
         return Outcome.RANKED, {**common, "reason": reason}
     if winners:
-        stored, failures, stopped_transient = _store_first(poi, winners, rows)
+        stored, failures, stopped_transient, taken = _store_first(poi, winners, rows)
         if stored is not None:
             flags.resolve_flag(poi, ranking)
             reason = f"Stored {stored.source.title} (score {stored.score:.2f})"
@@ -218,13 +221,19 @@ def _rank_claimed(
                 if s.eligible and s.score > stored.score and s.rank_score < s.score
             ]
             if blurred:  # say why a higher raw score lost, for the curator comparing cards
-                reason += "; ranked below it as blurred: " + ", ".join(
-                    f"{s.source.title} ({s.score:.2f}, a blurred copy of "
-                    f"{s.extra['blurred_copy_of']})"
-                    for s in blurred
+                reason += "; ranked below it as damaged copies: " + ", ".join(
+                    f"{s.source.title} ({s.score:.2f}, {s.extra['damage']})" for s in blurred
                 )
             fields = {"reason": reason[:500], "image_origin": PoiRanking.Origin.PIPELINE}
             return Outcome.UPDATED, {**common, **fields}
+        if taken and not failures and not has_real_image:
+            # Every photo good enough here is another POI's, which it names: a curator looks.
+            reason = "Its best photos are other POIs' of the city: " + "; ".join(taken)
+            flag = flags.set_flag(poi, ranking, flags.SHARED_PHOTO, reason)
+            return Outcome.FLAGGED, {**common, "reason": reason[:500], "validation": flag}
+        if taken and not failures:
+            flags.resolve_flag(poi, ranking)
+            return Outcome.RANKED, {**common, "reason": "; ".join(taken)[:500]}
         reason = "Winner download failed: " + "; ".join(failures)
         if stopped_transient:
             reason = _incomplete(reason)
@@ -289,16 +298,42 @@ def _why_nothing(items: list[_Scored], threshold: float) -> str:
 
 def _blur_note(item: _Scored) -> str:
     """Why a candidate ranks under its NIMA score, for the curator reading the reason."""
-    if "blurred_copy_of" not in item.extra:
+    if "damage" not in item.extra:
         return ""
-    return f" (blurred copy of {item.extra['blurred_copy_of']}, ranked {item.rank_score:.2f})"
+    return f" ({item.extra['damage']}, ranked {item.rank_score:.2f})"
 
 
-def _apply_relevance_guard(poi: PointOfInterest, items: list[_Scored]) -> None:
-    """A candidate photographed far from the POI shows another place with the same name."""
+def _most_relevant(poi: PointOfInterest, found: list[Any]) -> list[_Scored]:
+    """The MAX_CANDIDATES hits most likely to show this POI (naming it first, then naming
+    nothing, then naming another POI of the city), in search order; one naming another POI
+    cannot win."""
+    place, others = relevance.city_places(poi)
+    items = [
+        _Scored(source=c, evidence=relevance.assess(place, c.title, c.categories, others))
+        for c in found
+    ]
+    keep = sorted(items, key=lambda s: (-s.evidence.tier, s.source.search_rank))
+    keep = sorted(keep[:MAX_CANDIDATES], key=lambda s: s.source.search_rank)
+    for item in keep:
+        if item.evidence.tier == relevance.NAMES_OTHER:
+            item.eligible = False
+            item.ineligible_reason = item.evidence.summary()[:200]
+    return keep
+
+
+def _apply_relevance_guard(poi: PointOfInterest, items: list[_Scored]) -> str:
+    """A candidate photographed far from the POI shows another place with the same name.
+    Returns how the distance could be checked (PoiRanking.DistanceCheck), for the card."""
+    from image_ranking.commons.client import has_geodata
+
+    checks = PoiRanking.DistanceCheck
     limit = float(settings.IMAGE_RANKING_MAX_DISTANCE_KM)
     if poi.latitude is None or poi.longitude is None:
-        return
+        return checks.NO_POI_COORDINATES
+    if not has_geodata():
+        return checks.NO_GEODATA
+    if items and all(item.source.latitude is None for item in items):
+        return checks.NO_CANDIDATE_COORDINATES
     for item in items:
         lat, lon = item.source.latitude, item.source.longitude
         if lat is None or lon is None:
@@ -309,6 +344,7 @@ def _apply_relevance_guard(poi: PointOfInterest, items: list[_Scored]) -> None:
             item.ineligible_reason = (
                 f"taken {item.distance_km:.1f} km from the POI (limit {limit:g} km)"
             )
+    return checks.CHECKED
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -364,15 +400,36 @@ def _score_batch(items: list[_Scored], scorer: Any) -> None:
     if not images:
         return
     results = scorer.score(images)
-    # Only a blurred copy of another candidate (same scene) is pushed down; different photos
-    # of the place are left to the model, since their detail says nothing about focus.
-    copies = sharpness.blurred_copies(images)
-    for item, result, copy_of in zip(owners, results, copies, strict=True):
+    # Only a damaged copy of another candidate (same scene: dark, washed-out, low-contrast,
+    # blurred, or an enlarged crop) is pushed down, below the better copy; different photos
+    # of the place are left to the model, since their exposure and detail say nothing.
+    damages = quality.assess_copies(images)
+    ranked = quality.ranking_scores([float(r.score) for r in results], damages)
+    for item, image, result, damage, rank in zip(
+        owners, images, results, damages, ranked, strict=True
+    ):
+        item.dhash = f"{sharpness.difference_hash(image):016x}"
         item.score = float(result.score)
         item.score_std = None if result.std is None else float(result.std)
-        item.rank_score = sharpness.ranking_score(item.score, blurred=copy_of is not None)
-        if copy_of is not None:
-            item.extra["blurred_copy_of"] = owners[copy_of].source.title
+        item.rank_score = rank
+        if damage is not None:
+            better = owners[damage.copy_of].source.title
+            item.extra["damaged_copy_of"] = better
+            item.extra["damage"] = damage.reason(better)  # "dark copy of File:X.jpg"
+
+
+def _flag_shared(shared: shared_photos.Conflict, poi: PointOfInterest, title: str) -> None:
+    other = PointOfInterest.objects.select_related("city").get(pk=shared.other.pk)
+    ranking, _ = PoiRanking.objects.get_or_create(poi=other)
+    Candidate.objects.filter(poi=other, is_winner=True, title=shared.other_title).update(
+        eligible=False, ineligible_reason=f"the photo of {poi.name}, which it names"[:200]
+    )
+    flags.set_flag(
+        other,
+        ranking,
+        flags.SHARED_PHOTO,
+        f"its photo {title} names {poi.name} (POI {poi.pk}), which now has it; re-rank",
+    )
 
 
 def _within(image: Any, side: int) -> Any:
@@ -388,9 +445,14 @@ def _within(image: Any, side: int) -> Any:
 def _save_candidates(
     poi: PointOfInterest, items: list[_Scored], model: str
 ) -> dict[int, Candidate]:
-    """Replace the POI's candidates with this search's (the dashboard shows the latest)."""
+    """Replace the POI's candidates with this search's (the dashboard shows the latest). The
+    file that is the POI's current image stays marked the winner when it is found again, so a
+    re-rank that keeps the image still knows which candidate it is."""
     rows = {}
     with transaction.atomic():
+        current = set(
+            Candidate.objects.filter(poi=poi, is_winner=True).values_list("sha1", flat=True)
+        ) - {""}
         Candidate.objects.filter(poi=poi).delete()
         for index, item in enumerate(items):
             c = item.source
@@ -416,6 +478,11 @@ def _save_candidates(
                 rank_score=item.rank_score,
                 model_name=model if item.score is not None else "",
                 error=item.error[:500],
+                categories=list(c.categories),
+                relevance=item.evidence.summary()[:300],
+                dhash=item.dhash,
+                damage=item.extra.get("damage", "")[:200],
+                is_winner=bool(c.sha1) and c.sha1 in current,
             )
             item.extra["row"] = rows[index]
     return rows
@@ -423,16 +490,27 @@ def _save_candidates(
 
 def _store_first(
     poi: PointOfInterest, winners: list[_Scored], rows: dict[int, Candidate]
-) -> tuple[_Scored | None, list[str], bool]:
-    """Store the best winner; if it is unusable (not an image, too large), the next one above
-    threshold. A transient download fault stops there (third value True): a lower winner
-    stored for good because of a passing fault is what this avoids."""
+) -> tuple[_Scored | None, list[str], bool, list[str]]:
+    """Store the best winner; if it is unusable (not an image, too large) or another POI's
+    photo (`shared_photos`), the next one above threshold. A transient download fault stops
+    there (third value True): a lower winner stored for good because of a passing fault is
+    what this avoids. Returns (stored, download failures, stopped, photos of other POIs)."""
     from image_ranking.commons.downloads import DownloadError
     from image_ranking.pipeline.storage import StorageError, store_image_from_url, winner_url
 
-    failures = []
+    failures: list[str] = []
+    taken: list[str] = []
     for item in winners:
         row = item.extra["row"]
+        shared = shared_photos.conflict(
+            poi, item.source.sha1, item.dhash, item.source.title, list(item.source.categories)
+        )
+        if shared is not None and not shared.keep_here:
+            why = shared.reason()
+            Candidate.objects.filter(pk=row.pk).update(eligible=False, ineligible_reason=why[:200])
+            taken.append(f"{item.source.title}: {why}")
+            logger.info("POI %s: %s is %s", poi.pk, item.source.title, why)
+            continue
         try:
             store_image_from_url(poi, winner_url(item.source))
         except (DownloadError, StorageError, ValueError) as exc:
@@ -443,8 +521,11 @@ def _store_first(
             )
             logger.warning("POI %s: winner %r failed: %s", poi.pk, item.source.title, reason)
             if getattr(exc, "transient", False):
-                return None, failures, True
+                return None, failures, True, taken
             continue
+        Candidate.objects.filter(poi=poi).exclude(pk=row.pk).update(is_winner=False)
         Candidate.objects.filter(pk=row.pk).update(is_winner=True)
-        return item, failures, False
-    return None, failures, False
+        if shared is not None:  # it names this POI, not the other: the other must look again
+            _flag_shared(shared, poi, item.source.title)
+        return item, failures, False, taken
+    return None, failures, False, taken

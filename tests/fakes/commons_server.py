@@ -93,6 +93,8 @@ class FakeFile:
     pageid: int
     preview: Image.Image | None = field(default=None, repr=False)
     thumberror: bool = False  # Commons could not render a thumbnail: `thumberror`, no thumburl
+    categories: list[str] = field(default_factory=list)  # visible ones, without "Category:"
+    hidden_categories: list[str] = field(default_factory=list)  # maintenance categories
 
     @property
     def name(self) -> str:
@@ -173,6 +175,8 @@ class CommonsServer:
         self.files: dict[str, FakeFile] = {}
         self.results: dict[str, list[FakeFile]] = {}
         self.faults: list[Fault] = []
+        # False = a wiki without the GeoData extension: prop=coordinates is unknown there.
+        self.geodata = True
         self.requests: list[RequestRecord] = []
         self.in_flight = {"api": 0, "media": 0, "page": 0}
         self.max_in_flight = {"api": 0, "media": 0, "page": 0}
@@ -220,6 +224,8 @@ class CommonsServer:
         width: int | None = None,
         height: int | None = None,
         damage: str | None = None,
+        categories: list[str] | None = None,
+        hidden_categories: list[str] | None = None,
     ) -> FakeFile:
         """Register a file. `image`: encoded bytes or a PIL image (encoded as `mime`).
 
@@ -254,7 +260,10 @@ class CommonsServer:
         elif damage is not None:
             raise ValueError(f"unknown damage {damage!r}")
         pageid = int(hashlib.sha1(title.encode()).hexdigest()[:7], 16)
-        file = FakeFile(title, data, mime or "image/jpeg", width, height, coords, pageid, preview)
+        file = FakeFile(
+            title, data, mime or "image/jpeg", width, height, coords, pageid, preview,
+            categories=list(categories or []), hidden_categories=list(hidden_categories or []),
+        )  # fmt: skip
         with self._lock:
             self.files[file.name] = file
         return file
@@ -346,7 +355,20 @@ class CommonsServer:
                 page["imageinfo"] = [self._imageinfo(file, iiprop, params.get("iiurlwidth"))]
             pages.append(page)
         pages.sort(key=lambda p: p["pageid"])  # Commons lists pages by id, not by rank
-        if "coordinates" in props:
+        if "categories" in props:
+            hidden_only = params.get("clshow") == "hidden"
+            show_hidden = params.get("clshow") != "!hidden"
+            for page in pages:
+                file = self.files[_name(page["title"])]
+                names = [] if hidden_only else list(file.categories)
+                names += file.hidden_categories if show_hidden else []
+                if names:
+                    page["categories"] = [{"ns": 14, "title": f"Category:{n}"} for n in names]
+        if "coordinates" in props and not self.geodata:
+            answer["warnings"] = {
+                "main": {"warnings": 'Unrecognized value for parameter "prop": coordinates.'}
+            }
+        elif "coordinates" in props:
             colimit = params.get("colimit", "10")
             limit_co = 500 if colimit == "max" else int(colimit)
             with_coords = [p for p in pages if self.files[_name(p["title"])].coords]

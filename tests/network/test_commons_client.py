@@ -86,9 +86,11 @@ def test_request_is_the_documented_generator_query(client, commons_server, belem
         "gsrsearch": f"filetype:bitmap {POI}",
         "gsrnamespace": "6",
         "gsrlimit": "10",
-        "prop": "imageinfo|coordinates",
+        "prop": "imageinfo|categories|coordinates",
         "iiprop": "url|size|mime|sha1",
         "iiurlwidth": "330",
+        "clshow": "!hidden",
+        "cllimit": "max",
         "colimit": "max",
     }
     assert request.headers["User-Agent"].startswith(settings.WIKIMEDIA_USER_AGENT)
@@ -232,3 +234,41 @@ def test_small_original_has_the_original_as_thumbnail(client, commons_server):
     commons_server.set_results("Tiny", [tiny])
     (candidate,) = client.search_candidates("Tiny")
     assert candidate.thumb_url == candidate.image_url
+
+
+def test_visible_categories_come_with_the_same_one_request(client, commons_server):
+    file = commons_server.add_file(
+        "Estufa.jpg",
+        jpeg_bytes("coffee"),
+        categories=["Estufa Fria", "Parque Eduardo VII"],
+        hidden_categories=["CC-BY-SA-4.0", "Files with no machine-readable author"],
+    )
+    commons_server.set_results("Estufa Fria", [file])
+    (candidate,) = client.search_candidates("Estufa Fria")
+    assert candidate.categories == ("Estufa Fria", "Parque Eduardo VII")
+    assert len(commons_server.api_requests()) == 1
+
+
+def test_a_wiki_without_geodata_is_noted_once_and_searched_without_coordinates(
+    commons_server, caplog
+):
+    from image_ranking.commons import client as client_module
+
+    client_module._WITHOUT_GEODATA.discard(commons_server.api_url)
+    commons_server.geodata = False
+    commons_server.set_results("Belem", [commons_server.add_file("B.jpg", jpeg_bytes("rocket"))])
+    client = get_commons_client()
+    with caplog.at_level("WARNING"):
+        for _ in range(3):
+            (candidate,) = client.search_candidates("Belem")
+    assert candidate.latitude is None
+    notes = [r for r in caplog.records if "has no GeoData" in r.getMessage()]
+    assert len(notes) == 1
+    props = [r.query["prop"] for r in commons_server.api_requests()]
+    assert props == [
+        "imageinfo|categories|coordinates",
+        "imageinfo|categories",
+        "imageinfo|categories",
+    ]
+    assert not client_module.has_geodata(commons_server.api_url)
+    client_module._WITHOUT_GEODATA.discard(commons_server.api_url)

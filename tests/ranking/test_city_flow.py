@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 from django.core.management import call_command
-from PIL import Image
+from PIL import Image, ImageOps
 
 from cities.models import City, PointOfInterest, Validation
 from cities.services.city_import import import_city_export_file
@@ -25,6 +25,14 @@ from tests.fakes.images import PHOTO_NAMES, degrade, jpeg_bytes, photo
 pytestmark = pytest.mark.django_db
 
 LISBON_EXPORT = REPO_ROOT / "cities" / "fixtures" / "demo" / "lisbon.json"
+
+
+def distinct_scene(image: Image.Image, variant: int) -> Image.Image:
+    if variant & 1:
+        image = ImageOps.mirror(image)
+    if variant & 2:
+        image = ImageOps.flip(image)
+    return image
 
 
 def upscaled(image: Image.Image, width: int = 1600) -> Image.Image:
@@ -45,7 +53,8 @@ def lisbon(commons_server, nima_scorer, settings):
     for index, poi in enumerate(pois):
         kind = ("stored", "stored", "no_hits", "far", "commons_error", "kept")[index % 6]
         name = PHOTO_NAMES[index % len(PHOTO_NAMES)]
-        base = photo(name)
+        # Every POI its own scene: the same photo never wins for two POIs of one city.
+        base = distinct_scene(photo(name), index // len(PHOTO_NAMES))
         if kind in {"stored", "kept"}:
             files = [
                 commons_server.add_file(f"{index} {name} {k}.jpg", upscaled(degrade(base, k)))

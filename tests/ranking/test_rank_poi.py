@@ -287,7 +287,8 @@ def test_awkward_poi_names_are_searched_verbatim_and_stored_inside_the_folder(
     folder = (media_root / "cities/images/pois/lisbon").resolve()
     for index, name in enumerate(awkward_names()):
         poi = make_poi(name)
-        file = commons_server.add_file(f"Awkward {index}.jpg", jpeg_bytes("chelsea"))
+        scene = photo(PHOTO_NAMES[index % 7]).rotate(90 * (index // 7), expand=True)
+        file = commons_server.add_file(f"Awkward {index}.jpg", scene)  # each its own photo
         commons_server.set_results(name, [file])
         assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED, name
         assert len(commons_server.api_requests(query=name)) == 1
@@ -519,9 +520,10 @@ def test_a_sharp_photo_is_not_called_blurred_next_to_a_more_detailed_different_p
     blur = rows["File:CAM blur.jpg"]
     if blur.score > view.score:  # only the blurred copy is named, with the photo it copies
         expected += (
-            f"; ranked below it as blurred: File:CAM blur.jpg ({blur.score:.2f}, "
-            "a blurred copy of File:CAM view.jpg)"
+            f"; ranked below it as damaged copies: File:CAM blur.jpg ({blur.score:.2f}, "
+            "blurred copy of File:CAM view.jpg)"
         )
+    assert blur.damage == "blurred copy of File:CAM view.jpg"  # shown on its tile
     assert PoiRanking.objects.get(poi=poi).reason == expected
 
 
