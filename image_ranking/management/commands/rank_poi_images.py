@@ -61,7 +61,10 @@ class Command(BaseCommand):
 
             def progress(done: int, total: int) -> None:
                 bar.total = total
-                bar.update(done - bar.n)
+                if done < total:
+                    bar.update(done - bar.n)
+                else:  # the last POI: close() below draws the final bar, so it is drawn once
+                    bar.n = done
 
         try:
             run = start_run(
@@ -78,6 +81,7 @@ class Command(BaseCommand):
             raise CommandError(f"{exc} Follow it on /image-ranking/ or cancel it there.") from exc
         finally:
             if bar is not None:
+                bar.leave = bar.total > 0  # nothing ranked: clear the empty bar, keep no line
                 bar.close()
         result = run_result(run)
         if not options["sync"] and result["status"] != "success":
