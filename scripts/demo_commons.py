@@ -5,8 +5,9 @@ whole loop (rank, review, label, "use this image") with real photos of different
     .venv/bin/python scripts/demo_commons.py            # terminal 1 (or: make demo-commons)
     WIKIMEDIA_API_URL=http://127.0.0.1:8765/w/api.php \\
     IMAGE_DOWNLOAD_ORIGINS=http://127.0.0.1:8765 make run   # terminal 2
-Each listed demo POI gets a sharp photo, its dark/blurred/badly cropped copies, a second
-photo and, for some, one taken far away; every seventh POI has no hits (a flag to review).
+Each listed demo POI gets a sharp photo of its own (in a category named after the POI), its
+dark/blurred/badly cropped copies, a second photo and, for some, one taken far away; every
+seventh POI has no hits (a flag to review).
 The photos are scikit-image's bundled samples, so a POI's "photo" is not of that place.
 """
 
@@ -21,6 +22,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+
+from PIL import Image  # noqa: E402
 
 from tests.fakes.commons_server import CommonsServer  # noqa: E402
 from tests.fakes.images import PHOTO_NAMES, degrade, photo  # noqa: E402
@@ -39,18 +42,43 @@ def listed_pois() -> list[dict]:
     return list(seen.values())
 
 
+TURNS = (
+    None, Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.FLIP_TOP_BOTTOM,
+    Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270,
+    Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE,
+)  # fmt: skip
+
+
+ZOOMS = (None, (2, 2, 8, 8), (0, 0, 7, 7), (3, 3, 10, 10))  # tenths of the photo kept
+
+
+def own_scene(index: int) -> Image.Image:
+    """A scene of this POI's own (a sample photo turned, mirrored or zoomed in): the pipeline
+    never lets one photo win for two POIs of a city, so they must not share one."""
+    image = photo(PHOTO_NAMES[index % len(PHOTO_NAMES)])
+    variant = index // len(PHOTO_NAMES)
+    w, h = image.size
+    zoom = (variant // len(TURNS)) % len(ZOOMS)
+    if ZOOMS[zoom] is not None:
+        left, top, right, bottom = ZOOMS[zoom]
+        image = image.crop((w * left // 10, h * top // 10, w * right // 10, h * bottom // 10))
+    turn = TURNS[variant % len(TURNS)]
+    return image.transpose(turn) if turn is not None else image
+
+
 def populate(server: CommonsServer) -> int:
     pois = listed_pois()
     for index, poi in enumerate(pois):
         if index % 7 == 6:
             continue  # no hits: the POI is flagged for review
         name = poi["name"]
-        main = photo(PHOTO_NAMES[index % len(PHOTO_NAMES)])
-        other = photo(PHOTO_NAMES[(index + 3) % len(PHOTO_NAMES)])
+        main = own_scene(index)
+        other = own_scene(index + len(pois))
         here = (poi["latitude"], poi["longitude"]) if poi.get("latitude") else None
-        files = [server.add_file(f"{name} - view.jpg", main, coords=here)]
+        named = {"coords": here, "categories": [name]}  # as Commons files of a place are
+        files = [server.add_file(f"{name} - view.jpg", main, **named)]
         for kind in ("blur", "dark", "crop"):
-            files.append(server.add_file(f"{name} - {kind}.jpg", degrade(main, kind), coords=here))
+            files.append(server.add_file(f"{name} - {kind}.jpg", degrade(main, kind), **named))
         files.append(server.add_file(f"{name} - detail.jpg", other, coords=here))
         if index % 5 == 0:
             files.insert(0, server.add_file(f"{name} (elsewhere).jpg", other, coords=FAR_AWAY))
