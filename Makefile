@@ -10,7 +10,6 @@ DEMO_DATA := cities/fixtures/demo/lisbon.json cities/fixtures/demo/rome.json
 
 ## run: set up everything (venv, database, demo data, staff user, model) and start the app
 run: setup
-	@$(PY) manage.py ensure_staff_user
 	@scripts/run.sh
 
 setup: venv migrate demo model
