@@ -398,6 +398,14 @@ class RankablePoiQuerySet(models.QuerySet):
     def uses_fallback(self) -> RankablePoiQuerySet:
         return self.filter(_HAS_FILE & _FALLBACK)
 
+    def curated(self) -> RankablePoiQuerySet:
+        """With a real image a curator chose: there before image ranking (no ranking row, or
+        its origin unset), or picked with "use this image"; never a pipeline winner."""
+        chosen = (PoiRanking.Origin.EXISTING, PoiRanking.Origin.CURATOR)
+        return self.with_real_image().filter(
+            Q(ranking__isnull=True) | Q(ranking__image_origin__in=chosen)
+        )
+
     def flagged(self) -> RankablePoiQuerySet:
         """With an open image-ranking flag (any reason: no images, below threshold, fetch
         failed, internal error)."""

@@ -23,7 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from image_ranking.models import Candidate, ImageTrainingData, PoiRanking, RankablePoi
 from image_ranking.review.cards import rank_score
@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 Label = ImageTrainingData.Label
 Source = ImageTrainingData.Source
 Origin = PoiRanking.Origin
-CURATED_ORIGINS = (Origin.EXISTING, Origin.CURATOR)
 
 
 @dataclass(frozen=True)
@@ -47,8 +46,7 @@ class BootstrapResult:
 
 def bootstrap_pois(city_id: int | None = None) -> QuerySet[RankablePoi]:
     """POIs in lists whose current real image a curator chose (see the module docstring)."""
-    curated = Q(ranking__isnull=True) | Q(ranking__image_origin__in=CURATED_ORIGINS)
-    return RankablePoi.objects.in_lists().in_city(city_id).with_real_image().filter(curated)
+    return RankablePoi.objects.in_lists().in_city(city_id).curated()
 
 
 def file_sha1(poi: RankablePoi) -> str:
