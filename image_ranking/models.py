@@ -189,6 +189,12 @@ class PoiRanking(models.Model):
     distance_check = models.CharField(
         max_length=15, choices=DistanceCheck.choices, blank=True, default=""
     )
+    # A curator's better query for this POI (a local-language name, a different wording) and
+    # File: titles they know are right; later runs use them instead of the POI's name, still in
+    # one API request. `searched_for` is what the last ranking actually sent.
+    search_query = models.CharField(max_length=300, blank=True, default="")
+    file_titles = models.JSONField(default=list, blank=True)
+    searched_for = models.CharField(max_length=500, blank=True, default="")
     # A job claims the POI before working on it, so two jobs never rank it at once; a claim
     # older than the task timeout is stale (its worker died) and may be taken over.
     claimed_by = models.CharField(max_length=64, blank=True, default="")
