@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from image_ranking.review import run_views, views
+from image_ranking.review import bulk, run_views, views
 
 app_name = "image_ranking"
 
@@ -12,8 +12,10 @@ urlpatterns = [
     path("poi/<int:poi_id>/label/", views.label_current, name="label_current"),
     path("poi/<int:poi_id>/rerank/", views.rerank_poi, name="rerank"),
     path("poi/<int:poi_id>/fallback/", views.apply_fallback, name="fallback"),
+    path("poi/<int:poi_id>/query/", views.set_search_query, name="search_query"),
     path("candidate/<int:candidate_id>/label/", views.label_candidate, name="label_candidate"),
     path("candidate/<int:candidate_id>/use/", views.use_candidate, name="use_candidate"),
+    path("candidate/<int:candidate_id>/good-others-bad/", bulk.good_others_bad, name="good_others_bad"),
     path("labels/undo/", views.undo_label, name="undo"),
     path("labels/bootstrap/", views.bootstrap_labels, name="bootstrap"),
     path("labels/export.csv", views.export_labels, {"fmt": "csv"}, name="export_csv"),

@@ -173,20 +173,31 @@ def _rank_claimed(
     scorer = get_scorer(model_name)  # ScoringModelMissing propagates: a deployment fault
     # Flags are for POIs that lack a photo; one with a real image is never flagged.
     has_real_image = bool(poi.image_file) and not ranking.uses_fallback
+    searched = search_description(ranking, poi)
     try:
-        depth = max(MAX_CANDIDATES, int(settings.IMAGE_RANKING_SEARCH_DEPTH))
-        found = get_commons_client().search_candidates(poi.name, limit=depth)
+        client = get_commons_client()
+        if ranking.file_titles:
+            found = client.candidates_for_titles(list(ranking.file_titles)[:MAX_CANDIDATES])
+        else:
+            depth = max(MAX_CANDIDATES, int(settings.IMAGE_RANKING_SEARCH_DEPTH))
+            found = client.search_candidates(ranking.search_query or poi.name, limit=depth)
     except CommonsError as exc:
         reason = f"Commons search failed: {exc}"
-        return Outcome.FAILED, _fetch_failed(poi, ranking, reason, has_real_image)
+        fields = _fetch_failed(poi, ranking, reason, has_real_image)
+        return Outcome.FAILED, {**fields, "searched_for": searched}
 
-    items = _most_relevant(poi, found)
+    items = _most_relevant(poi, found, chosen_by_curator=bool(ranking.file_titles))
     distance_check = _apply_relevance_guard(poi, items)
     _score_batch(items, scorer)
     rows = _save_candidates(poi, items, scorer.name)
     scored = [s for s in items if s.score is not None]
     best_score = max((s.score for s in scored), default=None)
-    common = {"model_name": scorer.name, "best_score": best_score, "distance_check": distance_check}
+    common = {
+        "model_name": scorer.name,
+        "best_score": best_score,
+        "distance_check": distance_check,
+        "searched_for": searched,
+    }
 
     unfetched = [s for s in items if s.eligible and s.extra.get("transient")]
     if unfetched:
@@ -303,13 +314,29 @@ def _blur_note(item: _Scored) -> str:
     return f" ({item.extra['damage']}, ranked {item.rank_score:.2f})"
 
 
-def _most_relevant(poi: PointOfInterest, found: list[Any]) -> list[_Scored]:
+def search_description(ranking: PoiRanking, poi: PointOfInterest) -> str:
+    """What a ranking of the POI sends to Commons, in a curator's words (shown on its card)."""
+    if ranking.file_titles:
+        return ("File titles chosen by a curator: " + ", ".join(ranking.file_titles))[:500]
+    if ranking.search_query:
+        return f"filetype:bitmap {ranking.search_query} (a curator's query)"[:500]
+    return f"filetype:bitmap {poi.name}"[:500]
+
+
+def _most_relevant(
+    poi: PointOfInterest, found: list[Any], *, chosen_by_curator: bool = False
+) -> list[_Scored]:
     """The MAX_CANDIDATES hits most likely to show this POI (naming it first, then naming
     nothing, then naming another POI of the city), in search order; one naming another POI
-    cannot win."""
+    cannot win. Files a curator named are this POI's by their word."""
     place, others = relevance.city_places(poi)
     items = [
-        _Scored(source=c, evidence=relevance.assess(place, c.title, c.categories, others))
+        _Scored(
+            source=c,
+            evidence=relevance.Evidence(tier=relevance.NAMES_THIS, chosen=True)
+            if chosen_by_curator
+            else relevance.assess(place, c.title, c.categories, others),
+        )
         for c in found
     ]
     keep = sorted(items, key=lambda s: (-s.evidence.tier, s.source.search_rank))

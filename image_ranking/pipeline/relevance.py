@@ -67,8 +67,11 @@ class Evidence:
     title_words: list[str] = field(default_factory=list)  # this POI's words in the title
     categories: list[str] = field(default_factory=list)  # categories naming this POI
     other_poi: str = ""  # the other POI of the city it names instead
+    chosen: bool = False  # a curator named this file for the POI
 
     def summary(self) -> str:
+        if self.chosen:
+            return "a file a curator chose for this POI"
         if self.tier == NAMES_OTHER:
             return f"names another POI of the city: {self.other_poi}"
         parts = []

@@ -212,6 +212,32 @@ def rerank_poi(request: HttpRequest, poi_id: int) -> HttpResponse:
 
 @staff_member_required
 @require_POST
+def set_search_query(request: HttpRequest, poi_id: int) -> HttpResponse:
+    """Keep a curator's query or File: titles for the POI, then re-rank it with them."""
+    from image_ranking.review.search_query import SearchQueryForm, save_search
+    from image_ranking.runs.service import RunAlreadyActive, start_run
+
+    poi = get_object_or_404(PointOfInterest, pk=poi_id)
+    if not poi.lists.exists():
+        return error(request, "Only POIs in a list are ranked.")
+    form = SearchQueryForm(request.POST)
+    if not form.is_valid():
+        return bad_request(form)
+    save_search(poi, form.cleaned_data["query"], form.cleaned_data["titles"])
+    try:
+        start_run(
+            scope=Scope.ALL,
+            poi_ids=[poi.pk],
+            threshold=calibration.current_threshold(),
+            user=request.user,
+        )
+    except RunAlreadyActive as exc:
+        return error(request, f"Saved; a re-rank of this POI is already going (run {exc.run.pk}).")
+    return answer_card(request, poi.pk, "Query saved; re-rank queued.")
+
+
+@staff_member_required
+@require_POST
 def apply_fallback(request: HttpRequest, poi_id: int) -> HttpResponse:
     from image_ranking.pipeline.fallback import apply_category_fallback
     from image_ranking.pipeline.storage import StorageError

@@ -329,6 +329,8 @@ class CommonsServer:
     # --- API answers -----------------------------------------------------------------------
     def search_answer(self, params: dict[str, str]) -> dict:
         """The JSON Commons gives for action=query&generator=search&prop=imageinfo|coordinates."""
+        if params.get("action") == "query" and "titles" in params and "generator" not in params:
+            return self._titles_answer(params)
         if params.get("action") != "query" or params.get("generator") != "search":
             return {"error": {"code": "badvalue", "info": "Only generator=search is faked."}}
         search = params.get("gsrsearch", "")
@@ -383,6 +385,28 @@ class CommonsServer:
         if params.get("formatversion") != "2":
             answer = _formatversion1(answer)
         return answer
+
+    def _titles_answer(self, params: dict[str, str]) -> dict:
+        """action=query&titles=File:A|File:B: those pages (no search rank), missing ones
+        marked `missing` as Commons does."""
+        props = set(params.get("prop", "").split("|"))
+        iiprop = set(params.get("iiprop", "timestamp|user").split("|"))
+        pages = []
+        for title in params["titles"].split("|"):
+            file = self.files.get(_name(title))
+            if file is None:
+                pages.append({"ns": 6, "title": title.replace("_", " "), "missing": True})
+                continue
+            page: dict = {"pageid": file.pageid, "ns": 6, "title": file.title}
+            if "imageinfo" in props:
+                page["imageinfo"] = [self._imageinfo(file, iiprop, params.get("iiurlwidth"))]
+            if "categories" in props and file.categories:
+                page["categories"] = [{"ns": 14, "title": f"Category:{n}"} for n in file.categories]
+            if "coordinates" in props and file.coords and self.geodata:
+                lat, lon = file.coords
+                page["coordinates"] = [{"lat": lat, "lon": lon, "primary": True, "globe": "earth"}]
+            pages.append(page)
+        return {"batchcomplete": True, "query": {"pages": pages}}
 
     def _imageinfo(self, file: FakeFile, iiprop: set[str], iiurlwidth: str | None) -> dict:
         info: dict = {}
