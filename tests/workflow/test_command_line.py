@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 from tests.conftest import REPO_ROOT
@@ -40,7 +42,18 @@ def test_command_line_runs_the_flow_without_a_prefect_server(
     assert result["import"]["pois"] == 8
     assert result["image_ranking"]["enqueued_count"] == 6
     assert result["image_ranking"]["status"] == "queued"
-    assert "Starting temporary server" in completed.stderr  # ephemeral Prefect, no server
+    assert completed.stderr.count("Starting temporary Prefect server") == 1  # no server given
+    # Each thing said once: not by Django's handler and Prefect's too, nor by both the import
+    # service and the flow (which logs it in its run log).
+    assert completed.stderr.count("Imported ") == 1, completed.stderr
+    assert completed.stderr.count("Beginning flow run") == 1
+    assert (
+        "jobs enqueued" in completed.stderr and "Enqueued [image_ranking]" not in completed.stderr
+    )
+    assert "View at" not in completed.stderr  # the temporary server has no UI
+    url = re.search(r"Starting temporary Prefect server on (\S+)", completed.stderr)[1]
+    with pytest.raises(httpx.TransportError):  # stopped at exit
+        httpx.get(f"{url}/api/health", timeout=2)
     rows = _query(database, "SELECT count(*) FROM django_q_ormq")
     assert rows == [(6,)]
 
@@ -65,7 +78,7 @@ def test_command_line_against_a_prefect_server_reports_a_missing_file_with_statu
     )
 
     assert completed.returncode == 1, completed.stderr[-3000:]
-    assert "Starting temporary server" not in completed.stderr
+    assert "Starting temporary" not in completed.stderr
     result = json.loads(completed.stdout)
     assert result["import"]["status"] == "error"
     assert "cannot read file" in result["import"]["message"]
