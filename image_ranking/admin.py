@@ -14,6 +14,7 @@ from image_ranking.models import (
     RankingRun,
     RankingRunItem,
 )
+from image_ranking.review.forms import StaffLoginForm
 
 
 @admin.register(ImageTrainingData)
@@ -105,3 +106,8 @@ class AdoptedThresholdAdmin(admin.ModelAdmin):
         "adopted_at",
     ]
     list_filter = ["model_name"]
+
+
+# The login page the dashboard sends visitors to: a non-staff account is told it has no
+# access, not that its password is wrong.
+admin.site.login_form = StaffLoginForm

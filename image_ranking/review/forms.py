@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.core.exceptions import ValidationError
 from django.http import QueryDict
 
+from cities.models import PoiList
 from image_ranking.models import Scope
 from image_ranking.review.calibration import SCORE_MAX, model_choices
-from image_ranking.review.selectors import DEFAULT_PER_PAGE, PER_PAGE_CHOICES, STATUSES, Filters
+from image_ranking.review.selectors import (
+    DEFAULT_PER_PAGE,
+    PER_PAGE_CHOICES,
+    SORTS,
+    STATUSES,
+    Filters,
+)
 
 LABEL_CHOICES = [("good", "Good"), ("bad", "Bad"), ("clear", "Clear")]
 
@@ -18,9 +27,14 @@ def _model_field() -> forms.ChoiceField:
 
 
 class FilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=100, strip=True)
     city = forms.IntegerField(required=False, min_value=1)
     list = forms.IntegerField(required=False, min_value=1)
     status = forms.ChoiceField(required=False, choices=[("", "All"), *STATUSES.items()])
+    unlabelled = forms.BooleanField(required=False)
+    sort = forms.ChoiceField(
+        required=False, choices=[(k, label) for k, (label, _) in SORTS.items()]
+    )
     page = forms.IntegerField(required=False, min_value=1, max_value=10**6)
     per_page = forms.TypedChoiceField(
         required=False,
@@ -30,12 +44,24 @@ class FilterForm(forms.Form):
     )
     model = _model_field()
 
+    def clean(self):
+        """A list of another city than the chosen one is dropped (the List choice only offers
+        the chosen city's lists, and changing the city submits the old list along)."""
+        data = super().clean()
+        city_id, list_id = data.get("city"), data.get("list")
+        if city_id and list_id and not PoiList.objects.filter(pk=list_id, city_id=city_id).exists():
+            data["list"] = None
+        return data
+
     def filters(self) -> Filters:
         data = self.cleaned_data
         return Filters(
+            q=data.get("q") or "",
             city_id=data.get("city"),
             list_id=data.get("list"),
             status=data.get("status") or "",
+            unlabelled=bool(data.get("unlabelled")),
+            sort=data.get("sort") or "",
             page=data.get("page") or 1,
             per_page=data.get("per_page") or DEFAULT_PER_PAGE,
             model=data.get("model") or "",
@@ -74,3 +100,21 @@ class ThresholdForm(forms.Form):
 
 class BootstrapForm(forms.Form):
     city = forms.IntegerField(required=False, min_value=1)
+
+
+NO_ACCESS = (
+    "This account has no access to the dashboard: it is not a staff account. "
+    "Ask an administrator to give it staff access."
+)
+
+
+class StaffLoginForm(AdminAuthenticationForm):
+    """The admin's login form (the dashboard's login page), saying what is wrong: Django's
+    own tells a non-staff user with the right password that the password is wrong."""
+
+    error_messages = {**AdminAuthenticationForm.error_messages, "no_access": NO_ACCESS}
+
+    def confirm_login_allowed(self, user):
+        if user.is_active and not user.is_staff:
+            raise ValidationError(self.error_messages["no_access"], code="no_access")
+        super().confirm_login_allowed(user)

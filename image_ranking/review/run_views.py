@@ -43,7 +43,7 @@ def _panel_answer(
 ) -> HttpResponse:
     """The run panel, plus (htmx) the watched cards whose state changed, swapped in place."""
     now, cards = runpanel.changed_cards(watch)
-    run_panel = runpanel.panel(run, watch, now, return_to)
+    run_panel = runpanel.panel(run, watch, now, return_to, broker=True)
     html = render_to_string("image_ranking/_progress.html", run_panel.context(), request)
     return HttpResponse(html + runpanel.oob_cards(request, cards, return_to))
 

@@ -8,13 +8,15 @@ equals the size of its filter. A page costs a fixed number of queries whatever i
 
 from __future__ import annotations
 
+import functools
+import unicodedata
 from dataclasses import dataclass
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from cities.models import City, PoiList
-from image_ranking.models import ImageTrainingData, RankablePoi
+from image_ranking.models import Candidate, ImageTrainingData, RankablePoi
 from image_ranking.review import live
 from image_ranking.review.cards import Card, build_card, card_queryset
 
@@ -29,6 +31,14 @@ STATES = {
 STATUSES = {value: label for value, (label, _) in STATES.items()}
 PER_PAGE_CHOICES = (10, 20, 50)
 DEFAULT_PER_PAGE = 20
+# sort value -> (label, ordering); every ordering ends with name and pk, so pages are stable.
+_BY_NAME = ("city__name", "name", "pk")
+SORTS = {
+    "": ("City and name", _BY_NAME),
+    "score": ("Best score", (F("ranking__best_score").desc(nulls_last=True), *_BY_NAME)),
+    "status": ("Status", (F("ranking__status").asc(nulls_last=True), *_BY_NAME)),
+    "ranked": ("Last ranked", (F("ranking__ranked_at").desc(nulls_last=True), *_BY_NAME)),
+}
 
 
 @dataclass(frozen=True)
@@ -42,16 +52,25 @@ class Filters:
     page: int = 1
     per_page: int = DEFAULT_PER_PAGE
     model: str = ""
+    q: str = ""
+    unlabelled: bool = False
+    sort: str = ""
 
     def query(self, *, page: int | None = None) -> dict[str, str]:
         """The filter state as URL parameters (defaults left out)."""
         params: dict[str, str] = {}
+        if self.q:
+            params["q"] = self.q
         if self.city_id:
             params["city"] = str(self.city_id)
         if self.list_id:
             params["list"] = str(self.list_id)
         if self.status:
             params["status"] = self.status
+        if self.unlabelled:
+            params["unlabelled"] = "1"
+        if self.sort:
+            params["sort"] = self.sort
         if self.per_page != DEFAULT_PER_PAGE:
             params["per_page"] = str(self.per_page)
         if self.model:
@@ -74,6 +93,65 @@ def in_state(pois: QuerySet, status: str) -> QuerySet:
     return getattr(pois, STATES[status][1])()
 
 
+def unlabelled(pois: QuerySet) -> QuerySet:
+    """`pois` with at least one scored candidate that has no label (of that image, on that
+    POI): what is left for curators to label."""
+    labelled = ImageTrainingData.objects.filter(
+        poi=OuterRef("poi"), image_url=OuterRef("image_url")
+    )
+    open_candidates = Candidate.objects.filter(poi=OuterRef("pk"), score__isnull=False).exclude(
+        Exists(labelled)
+    )
+    return pois.filter(Exists(open_candidates))
+
+
+@functools.cache
+def _accent_classes() -> dict[str, str]:
+    """{base letter: every accented form of it} over Latin-1 and Latin Extended-A (lower case;
+    the search is case-insensitive anyway)."""
+    classes: dict[str, set[str]] = {}
+    for code in range(0xC0, 0x250):
+        char = chr(code).lower()
+        base = fold(char)
+        if len(base) == 1 and base.isascii() and base.isalpha() and base != char:
+            classes.setdefault(base, {base}).add(char)
+    return {base: "".join(sorted(chars)) for base, chars in classes.items()}
+
+
+_REGEX_SPECIALS = set(".^$*+?()[]{}|\\-/")
+
+
+def fold(text: str) -> str:
+    """Lower case without accents: "Belém" -> "belem"."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def name_pattern(query: str) -> str:
+    """A regular expression (the common subset of Python's, used by Django on SQLite, and
+    PostgreSQL's) matching `query` in a name whatever its accents: each letter becomes the
+    class of its accented forms ("belem" -> "b[eèéêë...]l[eèéêë...]m")."""
+    classes = _accent_classes()
+    out = []
+    for char in fold(query):
+        if char in classes:
+            out.append(f"[{classes[char]}]")
+        elif char in _REGEX_SPECIALS:
+            out.append("\\" + char)
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def search(pois: QuerySet, query: str) -> QuerySet:
+    """POIs whose name contains `query`, ignoring case and accents ("Belem" finds "Belém",
+    "belém" finds "Belem"), the same on SQLite and PostgreSQL: a case-insensitive regular
+    expression in which each letter stands for its accented forms."""
+    if not query:
+        return pois
+    return pois.filter(name__iregex=name_pattern(query))
+
+
 def counts(city_id: int | None = None, list_id: int | None = None) -> dict[str, int]:
     """The numbers at the top of the page, within the city/list filter (two queries): each
     state counts the POIs its own filter returns."""
@@ -93,19 +171,22 @@ def counts(city_id: int | None = None, list_id: int | None = None) -> dict[str, 
     return totals
 
 
-def filter_options() -> tuple[list[City], list[PoiList]]:
+def filter_options(city_id: int | None = None) -> tuple[list[City], list[PoiList]]:
+    """The cities, and the lists the List filter offers: those of the chosen city (every
+    city's when none is chosen)."""
     cities = list(City.objects.only("pk", "name").order_by("name"))
-    lists = list(
-        PoiList.objects.select_related("city")
-        .only("pk", "title", "city__name")
-        .order_by("city__name", "title")
-    )
-    return cities, lists
+    lists = PoiList.objects.select_related("city").only("pk", "title", "city__name")
+    if city_id:
+        lists = lists.filter(city_id=city_id)
+    return cities, list(lists.order_by("city__name", "title"))
 
 
 def page_of_cards(filters: Filters, default_threshold: float) -> tuple[Page, list[Card]]:
     pois = in_state(pois_in_lists(filters.city_id, filters.list_id), filters.status)
-    pois = card_queryset().filter(pk__in=pois.values("pk")).order_by("city__name", "name", "pk")
+    pois = search(pois, filters.q)
+    if filters.unlabelled:
+        pois = unlabelled(pois)
+    pois = card_queryset().filter(pk__in=pois.values("pk")).order_by(*SORTS[filters.sort][1])
     page = Paginator(pois, filters.per_page).get_page(filters.page)
     cards = [build_card(poi, default_threshold) for poi in page.object_list]
     live.attach(cards, live.live_items([c.poi.pk for c in cards]))

@@ -60,7 +60,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return bad_request(form)
     filters = form.filters()
-    cities, poi_lists = selectors.filter_options()
+    cities, poi_lists = selectors.filter_options(filters.city_id)
     if filters.city_id and filters.city_id not in {c.pk for c in cities}:
         return HttpResponseBadRequest("Unknown city.", content_type="text/plain")
     if filters.list_id and filters.list_id not in {pl.pk for pl in poi_lists}:
@@ -76,6 +76,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "cities": cities,
         "poi_lists": poi_lists,
         "statuses": selectors.STATUSES,
+        "sorts": {value: label for value, (label, _) in selectors.SORTS.items()},
         "per_page_choices": selectors.PER_PAGE_CHOICES,
         "counts": selectors.counts(filters.city_id, filters.list_id),
         "page": page,
@@ -207,7 +208,7 @@ def rerank_poi(request: HttpRequest, poi_id: int) -> HttpResponse:
         )
     except RunAlreadyActive as exc:
         return error(request, f"A re-rank of this POI is already going (run {exc.run.pk}).")
-    return answer_card(request, poi.pk, "Re-rank queued.")
+    return answer_card(request, poi.pk, message)
 
 
 @staff_member_required
@@ -323,7 +324,7 @@ def bootstrap_labels(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 @require_GET
 def export_labels(request: HttpRequest, fmt: str) -> StreamingHttpResponse:
-    rows = labels.export_rows()
+    rows = labels.export_rows(absolute=request.build_absolute_uri)
     if fmt == "csv":
         body, content_type = labels.csv_lines(rows), "text/csv; charset=utf-8"
     else:

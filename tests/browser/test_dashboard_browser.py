@@ -248,7 +248,6 @@ def watch_rank_missing(browser, base_url, cookie, pois, tmp_path) -> set[str]:
     expect(page.locator("[data-count=missing]")).to_have_text("5")
 
     form = page.locator("form.run-form")
-    form.locator("select[name=scope]").select_option("missing")
     form.locator("input[name=threshold]").fill("3")
     form.locator("[data-rank-missing]").click()
 
