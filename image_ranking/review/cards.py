@@ -8,9 +8,13 @@ open run items (their live state) in one more (`review.live`).
 from __future__ import annotations
 
 import functools
+import json
+import mimetypes
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db.models import F, Prefetch, QuerySet
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 
 from cities.models import PoiList, PointOfInterest
@@ -42,6 +46,15 @@ def safe_link(url: str) -> str:
     return ""
 
 
+def commons_link(url: str) -> str:
+    """`url` only when it is an absolute http(s) URL: the lightbox's "on Commons" link must
+    leave for Commons itself, never for a local path, `//host` or `javascript:`."""
+    return url if url.startswith(("https://", "http://")) else ""
+
+
+LIGHTBOX_WIDTH = 1280  # the lightbox's rendition: large, yet a standard Commons step
+
+
 def rank_score(candidate: Candidate) -> float | None:
     """The score the winner choice compares with the threshold: after the blur penalty when
     the pipeline recorded one, else the model's score."""
@@ -63,6 +76,10 @@ class Tile:
     below_threshold: bool = False
     use_url: str = ""
     fallback: bool = False  # the current image is the category fallback
+    threshold: float | None = None  # the card's threshold, for the lightbox's reasons
+    # The current image's candidate (the pipeline's or a curator's choice), for its details.
+    source: Candidate | None = None
+    bulk_url: str = ""  # "this one good, the POI's other candidates bad" (review.bulk)
 
     @property
     def link_url(self) -> str:
@@ -99,6 +116,89 @@ class Tile:
         c = self.candidate
         return bool(c and c.score is not None and c.rank_score is not None
                     and c.rank_score < c.score)  # fmt: skip
+
+    @property
+    def large_url(self) -> str:
+        """The lightbox's image: the candidate's 1280 px rendition (the original when it is
+        smaller or Commons cannot render one), or the stored file for the current image."""
+        c = self.candidate
+        if c is None:
+            return safe_link(self.thumb_url)
+        from image_ranking.commons.renditions import rendition_or_original
+
+        try:
+            url = rendition_or_original(c, LIGHTBOX_WIDTH, original_if_unrenderable=True)
+        except ValueError:
+            url = c.image_url
+        return safe_link(url)
+
+    def lightbox(self) -> dict[str, Any]:
+        """What the lightbox shows of this image, read by dashboard.js from the tile's
+        `data-lightbox`: the page already has it, so opening costs no request."""
+        c = self.candidate or self.source
+        info: dict[str, Any] = {
+            "src": self.large_url,
+            "title": c.title if c else "",
+            "kind": "candidate" if self.candidate else ("fallback" if self.fallback else "current"),
+            "commons": (commons_link(c.description_url) or commons_link(c.image_url)) if c else "",
+            "resolution": f"{c.width}\u00d7{c.height}" if c and c.width and c.height else "",
+            "size": filesizeformat(c.size) if c and c.size else "",
+            "mime": (c.mime if c else "") or (mimetypes.guess_type(self.image_url)[0] or ""),
+            "rank": c.search_rank if c else None,
+            "distance": f"{c.distance_km:.1f} km" if c and c.distance_km is not None else "",
+            "score": self._score_text(c),
+            "reasons": self._reasons(c),
+        }
+        if not self.candidate:
+            info["title"] = info["title"] or (
+                "Category fallback image" if self.fallback else "Stored image"
+            )
+        return info
+
+    @property
+    def lightbox_json(self) -> str:
+        return json.dumps(self.lightbox(), ensure_ascii=False)
+
+    @staticmethod
+    def _score_text(c: Candidate | None) -> str:
+        if c is None or c.score is None:
+            return ""
+        text = f"{c.score:.2f}"
+        if c.score_std is not None:
+            text += f" ± {c.score_std:.2f}"
+        if c.model_name:
+            text += f" ({c.model_name})"
+        ranked = rank_score(c)
+        if ranked is not None and ranked < c.score:
+            text += f", ranked {ranked:.2f}"
+        return text
+
+    def _reasons(self, c: Candidate | None) -> list[dict[str, str]]:
+        """Why it won or lost, in the words of the tile's notes (kind: CSS modifier)."""
+        reasons: list[dict[str, str]] = []
+        if self.fallback:
+            reasons.append({"kind": "below", "text": "Category fallback: still needs a photo"})
+        if c is None:
+            return reasons
+        if self.candidate is None:
+            reasons.append({"kind": "", "text": "Stored from this Commons candidate"})
+        if c.is_winner and self.candidate:
+            reasons.append({"kind": "winner", "text": "Winner of the last ranking"})
+        if c.error:
+            reasons.append({"kind": "error", "text": c.error})
+        if not c.eligible:
+            text = f"Not eligible: {c.ineligible_reason or 'excluded'}"
+            reasons.append({"kind": "ineligible", "text": text})
+        score = rank_score(c)
+        if self.threshold is not None and score is not None and score < self.threshold:
+            text = f"Below threshold: {score:.2f} < {self.threshold:.2f}"
+            reasons.append({"kind": "below", "text": text})
+        if c.damage:
+            reasons.append({"kind": "damage", "text": c.damage[:1].upper() + c.damage[1:]})
+        if c.relevance:
+            text = c.relevance[:1].upper() + c.relevance[1:]
+            reasons.append({"kind": "relevance", "text": text})
+        return reasons
 
     @property
     def css(self) -> str:
@@ -190,6 +290,9 @@ class Card:
         return next((t for t in tiles if t.image_url == image_url), None)
 
 
+_STORED_FROM_CANDIDATE = (PoiRanking.Origin.PIPELINE, PoiRanking.Origin.CURATOR)
+
+
 def card_queryset() -> QuerySet[PointOfInterest]:
     return PointOfInterest.objects.select_related(
         "city", "ranking", "ranking__validation"
@@ -241,11 +344,14 @@ def build_card(poi: PointOfInterest, default_threshold: float) -> Card:
         )
         current.fallback = bool(ranking and ranking.uses_fallback)
     has_real_image = current is not None and not current.fallback
+    if has_real_image and ranking and ranking.image_origin in _STORED_FROM_CANDIDATE:
+        current.source = next((c for c in poi.candidates.all() if c.is_winner), None)
 
     def below(c: Candidate) -> bool:
         score = rank_score(c)
         return score is not None and score < threshold
 
+    candidates = list(poi.candidates.all())
     tiles = [
         labelled(
             Tile(
@@ -254,12 +360,14 @@ def build_card(poi: PointOfInterest, default_threshold: float) -> Card:
                 thumb_url=c.thumb_url or c.image_url,
                 candidate=c,
                 below_threshold=below(c),
+                threshold=threshold,
                 label_url=url_for("label_candidate", c.pk),
                 # "Use this image" for any candidate but the one already in use.
                 use_url="" if c.is_winner and has_real_image else url_for("use_candidate", c.pk),
+                bulk_url=url_for("good_others_bad", c.pk) if len(candidates) > 1 else "",
             )
         )
-        for c in poi.candidates.all()
+        for c in candidates
     ]
     return Card(
         poi=poi,

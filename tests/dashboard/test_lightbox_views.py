@@ -1,0 +1,189 @@
+"""The lightbox's data and the bulk "this one good, the others bad" endpoint.
+
+The lightbox has no endpoint of its own: each tile carries its data as `data-lightbox` JSON,
+so these tests check that JSON (what the page gives the script) and the one new POST: staff
+only, CSRF enforced, GET changes nothing, bad ids are 404, and its labels undo one by one.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+import pytest
+from django.urls import reverse
+
+from image_ranking.models import Candidate, ImageTrainingData
+from image_ranking.review import labels
+from tests.dashboard.factories import make_pois
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+DASH = reverse("image_ranking:dashboard")
+
+
+def only_url(candidate: Candidate) -> str:
+    return reverse("image_ranking:good_others_bad", args=[candidate.pk])
+
+
+def rows() -> dict[str, str]:
+    return dict(ImageTrainingData.objects.values_list("image_url", "label"))
+
+
+def lightbox_data(page: str, tile_id: str) -> dict:
+    match = re.search(rf'id="{tile_id}"[^>]*data-lightbox="([^"]*)"', page)
+    assert match, tile_id
+    return json.loads(html.unescape(match.group(1)))
+
+
+# --- Lightbox data in the page ----------------------------------------------------------------
+
+
+def test_each_tile_carries_its_lightbox_data(staff_client):
+    _, _, pois = make_pois(2, 3, image_every=0, flag_every=0)
+    cand = Candidate.objects.filter(poi=pois[0], search_rank=1).get()
+    Candidate.objects.filter(pk=cand.pk).update(
+        size=2_400_000,
+        description_url="https://commons.wikimedia.org/wiki/File:X.jpg",
+        damage="dark copy of File:X.jpg",
+        relevance="its title names “sight”",
+        rank_score=3.1,
+    )
+    page = staff_client.get(DASH).content.decode()
+    data = lightbox_data(page, f"t-c{cand.pk}")
+    assert data["title"] == cand.title
+    assert data["resolution"] == "4000\u00d73000" and data["mime"] == "image/jpeg"
+    assert data["size"].replace("\xa0", " ") == "2.3 MB"
+    assert data["rank"] == 1 and data["distance"] == "0.3 km"
+    assert data["score"].startswith(f"{cand.score:.2f} ± 1.40 (nima), ranked 3.10")
+    assert data["commons"] == "https://commons.wikimedia.org/wiki/File:X.jpg"
+    # The 1280 px rendition of the Commons thumbnail, not the 4000 px original.
+    assert "/1280px-" in data["src"] and data["src"].startswith("https://upload.wikimedia.org/")
+    texts = [r["text"] for r in data["reasons"]]
+    assert "Dark copy of File:X.jpg" in texts and "Its title names “sight”" in texts
+    assert "Below threshold: 3.10 < 4.50" in texts  # the score the winner choice used
+
+
+def test_ineligible_reason_and_unsafe_links_in_the_lightbox_data(staff_client):
+    _, _, pois = make_pois(1, 3, image_every=0, flag_every=0)
+    far = Candidate.objects.get(poi=pois[0], search_rank=3)  # ineligible in the factory
+    near = Candidate.objects.get(poi=pois[0], search_rank=1)
+    Candidate.objects.filter(pk=far.pk).update(
+        description_url="//evil.example/x", image_url="//evil.example/x.jpg"
+    )
+    Candidate.objects.filter(pk=near.pk).update(description_url="javascript:alert(1)")
+    page = staff_client.get(DASH).content.decode()
+    far_data = lightbox_data(page, f"t-c{far.pk}")
+    assert far_data["commons"] == ""  # a protocol-relative URL is no Commons link
+    assert {"kind": "ineligible", "text": "Not eligible: 12.5 km from the POI (max 5 km)"} in (
+        far_data["reasons"]
+    )
+    near_data = lightbox_data(page, f"t-c{near.pk}")
+    # A description URL that is no http(s) link gives way to the original on Commons.
+    assert near_data["commons"] == near.image_url
+
+
+def test_the_current_image_shows_the_stored_file_and_its_candidate(staff_client):
+    _, _, pois = make_pois(1, 3, image_every=1, flag_every=0)
+    poi = pois[0]
+    page = staff_client.get(DASH).content.decode()
+    data = lightbox_data(page, f"t-p{poi.pk}")
+    assert data["kind"] == "current"
+    assert data["src"].startswith(f"/media/{poi.image_file.name}?v=")
+    winner = Candidate.objects.get(poi=poi, is_winner=True)
+    assert data["title"] == winner.title  # stored from the pipeline's winner
+    assert "Stored from this Commons candidate" in [r["text"] for r in data["reasons"]]
+
+
+# --- "This one good, the others bad" ----------------------------------------------------------
+
+
+def test_only_this_labels_one_good_and_the_others_bad_and_undoes_label_by_label(staff_client):
+    _, _, pois = make_pois(2, 3, image_every=0, flag_every=0)
+    first, second, third = Candidate.objects.filter(poi=pois[0]).order_by("search_rank")
+    other_poi = Candidate.objects.filter(poi=pois[1]).first()
+
+    response = staff_client.post(only_url(second), **HTMX)
+
+    assert response.status_code == 200
+    assert response["HX-Retarget"] == f"#poi-{pois[0].pk}"
+    body = response.content.decode()
+    assert f'id="t-c{second.pk}"' in body and 'id="calibration"' in body  # card + panel
+    assert rows() == {second.image_url: "good", first.image_url: "bad", third.image_url: "bad"}
+    assert other_poi.image_url not in rows()
+    row = ImageTrainingData.objects.get(image_url=first.image_url)
+    assert row.aesthetic_score == first.score and row.source == "curator"
+    assert labels.undo_depth(staff_client.session) == 3
+
+    undo = reverse("image_ranking:undo")
+    staff_client.post(undo, **HTMX)
+    assert rows() == {second.image_url: "good", first.image_url: "bad"}
+    staff_client.post(undo, **HTMX)
+    staff_client.post(undo, **HTMX)
+    assert rows() == {}
+
+
+def test_only_this_never_labels_the_image_in_use_bad(staff_client):
+    _, _, pois = make_pois(1, 3, image_every=1, flag_every=0)
+    winner = Candidate.objects.get(poi=pois[0], is_winner=True)
+    other = Candidate.objects.filter(poi=pois[0], is_winner=False).first()
+    staff_client.post(only_url(other), **HTMX)
+    assert winner.image_url not in rows()
+    assert rows()[other.image_url] == "good"
+
+
+def test_only_this_relabels_an_earlier_good_label_bad_and_undo_restores_it(staff_client):
+    _, _, pois = make_pois(1, 3, image_every=0, flag_every=0)
+    first, second, _ = Candidate.objects.filter(poi=pois[0]).order_by("search_rank")
+    staff_client.post(reverse("image_ranking:label_candidate", args=[first.pk]), {"label": "good"})
+    staff_client.post(only_url(second), **HTMX)
+    assert rows()[first.image_url] == "bad"
+    undo = reverse("image_ranking:undo")
+    for _ in range(3):
+        staff_client.post(undo, **HTMX)
+    assert rows() == {first.image_url: "good"}
+
+
+def test_only_this_without_javascript_redirects_back_with_the_filters(staff_client):
+    city, _, pois = make_pois(1, 3, image_every=0, flag_every=0)
+    cand = Candidate.objects.filter(poi=pois[0]).first()
+    response = staff_client.post(only_url(cand), {"return_to": f"city={city.pk}&status=missing"})
+    assert response.status_code == 302
+    assert response["Location"] == f"{DASH}?city={city.pk}&status=missing#poi-{pois[0].pk}"
+    assert len(rows()) == 3
+
+
+def test_only_this_is_staff_only_post_only_csrf_checked_and_404_for_a_bad_id(
+    client, plain_client, csrf_client, staff_client
+):
+    _, _, pois = make_pois(1, 3, image_every=0, flag_every=0)
+    cand = Candidate.objects.filter(poi=pois[0]).first()
+    url = only_url(cand)
+    for who in (client, plain_client):
+        response = who.post(url, **HTMX)
+        assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert csrf_client.post(url, **HTMX).status_code == 403
+    assert staff_client.get(url).status_code == 405  # GET changes nothing
+    assert (
+        staff_client.post(reverse("image_ranking:good_others_bad", args=[987654])).status_code
+        == 404
+    )
+    assert not ImageTrainingData.objects.exists()
+    assert labels.undo_depth(staff_client.session) == 0
+
+
+def test_the_tiles_offer_only_this_when_the_poi_has_other_candidates(staff_client):
+    _, _, pois = make_pois(2, 1, image_every=0, flag_every=0)
+    Candidate.objects.create(
+        poi=pois[1],
+        search_rank=2,
+        title="File:B.jpg",
+        image_url="https://upload.wikimedia.org/b.jpg",
+    )
+    page = staff_client.get(DASH).content.decode()
+    alone = Candidate.objects.get(poi=pois[0])
+    assert only_url(alone) not in page
+    for cand in Candidate.objects.filter(poi=pois[1]):
+        assert only_url(cand) in page
