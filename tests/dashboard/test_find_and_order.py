@@ -1,0 +1,221 @@
+"""Find and order: name search (case and accents ignored), sort, the unlabelled filter and the
+List filter limited to the chosen city, all kept in the URL, across pages and actions."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from cities.models import PoiList, PointOfInterest
+from image_ranking.models import Candidate, ImageTrainingData, PoiRanking
+from image_ranking.review import selectors
+from image_ranking.review.forms import filters_from_return_to
+from tests.dashboard.factories import make_pois
+
+URL = reverse("image_ranking:dashboard")
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def shown(response) -> list[int]:
+    """The POI ids of the cards on the page, in order."""
+    return [int(pk) for pk in re.findall(r'id="poi-(\d+)"', response.content.decode())]
+
+
+def rename(poi: PointOfInterest, name: str) -> PointOfInterest:
+    PointOfInterest.objects.filter(pk=poi.pk).update(name=name)
+    poi.name = name
+    return poi
+
+
+@pytest.fixture
+def lisbon(db):
+    city, poi_list, pois = make_pois(6, 3, image_every=3, flag_every=5)
+    rename(pois[1], "Torre de Belém")
+    rename(pois[2], "Belem Cultural Centre")
+    rename(pois[3], "Mosteiro dos Jerónimos")
+    return city, poi_list, pois
+
+
+@pytest.mark.parametrize("query", ["Belem", "belém", "BELEM", "BELÉM", "bElÉm"])
+def test_search_ignores_case_and_accents(staff_client, lisbon, query):
+    _, _, pois = lisbon
+    response = staff_client.get(URL, {"q": query})
+    assert response.status_code == 200
+    assert sorted(shown(response)) == sorted([pois[1].pk, pois[2].pk])
+
+
+def test_search_finds_a_word_inside_the_name_and_nothing_else(staff_client, lisbon):
+    _, _, pois = lisbon
+    assert shown(staff_client.get(URL, {"q": "jeronimos"})) == [pois[3].pk]
+    assert shown(staff_client.get(URL, {"q": "no such place"})) == []
+
+
+@pytest.mark.parametrize("query", ["(", "[e", ".*", "a|b", "\\", "100%", "_", "é+"])
+def test_regex_characters_are_searched_literally(staff_client, lisbon, query):
+    response = staff_client.get(URL, {"q": query})
+    assert response.status_code == 200 and shown(response) == []
+
+
+def test_search_pattern_is_literal_outside_letters():
+    assert selectors.name_pattern("a.b") == f"[{selectors._accent_classes()['a']}]\\.b"
+    assert selectors.fold("São Tomé") == "sao tome"
+
+
+def test_a_too_long_search_is_a_bad_request(staff_client, lisbon):
+    assert staff_client.get(URL, {"q": "x" * 101}).status_code == 400
+
+
+def set_ranking(poi, **fields):
+    PoiRanking.objects.filter(poi=poi).update(**fields)
+
+
+def test_sort_by_best_score_status_and_last_ranked(staff_client, lisbon):
+    _, _, pois = lisbon
+    for i, poi in enumerate(pois):
+        set_ranking(poi, best_score=1.0 + i, ranked_at=timezone.now() - timezone.timedelta(days=i))
+    set_ranking(pois[4], best_score=None, ranked_at=None)
+    by_score = shown(staff_client.get(URL, {"sort": "score"}))
+    assert by_score == [pois[i].pk for i in (5, 3, 2, 1, 0, 4)]  # nulls last
+    by_ranked = shown(staff_client.get(URL, {"sort": "ranked"}))
+    assert by_ranked == [pois[i].pk for i in (0, 1, 2, 3, 5, 4)]  # latest first, nulls last
+    by_status = shown(staff_client.get(URL, {"sort": "status"}))
+    statuses = dict(PoiRanking.objects.values_list("poi_id", "status"))
+    assert [statuses[pk] for pk in by_status] == sorted(statuses[pk] for pk in by_status)
+    by_name = shown(staff_client.get(URL))
+    names = dict(PointOfInterest.objects.values_list("pk", "name"))
+    assert [names[pk] for pk in by_name] == sorted(names.values())
+
+
+def test_an_unknown_sort_is_a_bad_request(staff_client, lisbon):
+    assert staff_client.get(URL, {"sort": "random"}).status_code == 400
+
+
+def test_unlabelled_keeps_pois_with_a_scored_candidate_without_label(staff_client, lisbon):
+    _, _, pois = lisbon
+    done, unscored = pois[0], pois[1]
+    for c in Candidate.objects.filter(poi=done):
+        ImageTrainingData.objects.create(poi=done, image_url=c.image_url, label="good")
+    Candidate.objects.filter(poi=unscored).update(score=None)
+    # A label of the same image on another POI does not count for this one.
+    other = Candidate.objects.filter(poi=pois[2]).first()
+    ImageTrainingData.objects.create(poi=pois[3], image_url=other.image_url, label="bad")
+    page = shown(staff_client.get(URL, {"unlabelled": "1"}))
+    assert sorted(page) == sorted(p.pk for p in pois[2:])
+    assert len(shown(staff_client.get(URL))) == 6
+
+
+def test_filters_combine(staff_client, lisbon):
+    _, _, pois = lisbon
+    for c in Candidate.objects.filter(poi=pois[2]):
+        ImageTrainingData.objects.create(poi=pois[2], image_url=c.image_url, label="good")
+    assert shown(staff_client.get(URL, {"q": "belem", "unlabelled": "1"})) == [pois[1].pk]
+    missing = shown(staff_client.get(URL, {"q": "belem", "status": "missing", "sort": "score"}))
+    assert sorted(missing) == sorted([pois[1].pk, pois[2].pk])
+
+
+# --- The List filter within the chosen city --------------------------------------------------
+
+
+@pytest.fixture
+def two_cities(lisbon):
+    _, _, porto_pois = make_pois(2, 2, city_name="Porto", list_title="Porto sights")
+    return lisbon, PoiList.objects.get(title="Porto sights"), porto_pois
+
+
+def list_options(response) -> list[int]:
+    html = response.content.decode()
+    select = re.search(r'<select name="list">(.*?)</select>', html, re.S).group(1)
+    return [int(v) for v in re.findall(r'value="(\d+)"', select)]
+
+
+def test_list_options_are_those_of_the_chosen_city(staff_client, two_cities):
+    (city, lisbon_list, _), porto_list, _ = two_cities
+    assert list_options(staff_client.get(URL, {"city": city.pk})) == [lisbon_list.pk]
+    assert sorted(list_options(staff_client.get(URL))) == sorted([lisbon_list.pk, porto_list.pk])
+
+
+def test_a_list_of_another_city_is_dropped(staff_client, two_cities):
+    (city, _, pois), porto_list, _ = two_cities
+    response = staff_client.get(URL, {"city": city.pk, "list": porto_list.pk})
+    assert response.status_code == 200
+    assert sorted(shown(response)) == sorted(p.pk for p in pois)  # the city, every list
+    assert response.context["filters"].list_id is None
+    assert f"list={porto_list.pk}" not in response.context["return_to"]
+    kept = filters_from_return_to(f"city={city.pk}&list={porto_list.pk}&q=bel")
+    assert kept.list_id is None and kept.city_id == city.pk and kept.q == "bel"
+
+
+def test_an_unknown_list_is_still_a_bad_request(staff_client, two_cities):
+    assert staff_client.get(URL, {"list": 99999}).status_code == 400
+
+
+# --- Kept in the URL, across pages and actions -----------------------------------------------
+
+
+def test_search_sort_and_unlabelled_are_kept_across_pages_and_actions(staff_client, db):
+    city, _, pois = make_pois(25, 2, image_every=0, flag_every=0)
+    params = {"q": "sight", "sort": "score", "unlabelled": "1", "city": city.pk, "per_page": 10}
+    response = staff_client.get(URL, params)
+    assert response.status_code == 200 and len(shown(response)) == 10
+    next_url = response.context["next_url"]
+    query = parse_qs(urlparse(next_url).query)
+    assert query["q"] == ["sight"] and query["sort"] == ["score"] and query["unlabelled"] == ["1"]
+    assert query["page"] == ["2"]
+    return_to = response.context["return_to"]
+    assert "q=sight" in return_to and "sort=score" in return_to and "unlabelled=1" in return_to
+    assert (
+        f'name="return_to" value="{return_to.replace("&", "&amp;")}"' in response.content.decode()
+    )
+    html = response.content.decode()
+    assert 'name="q" value="sight"' in html and 'name="unlabelled" value="1" checked' in html
+    # An action without JavaScript comes back to the same filtered page.
+    cand = Candidate.objects.filter(poi=pois[0]).first()
+    label_url = reverse("image_ranking:label_candidate", args=[cand.pk])
+    back = staff_client.post(label_url, {"label": "good", "return_to": return_to})
+    assert back.status_code == 302
+    assert parse_qs(urlparse(back.url).query) == parse_qs(return_to)
+    filters = filters_from_return_to(return_to + "&sort=bogus")
+    assert filters.q == "sight" and filters.unlabelled and filters.sort == ""
+
+
+def test_htmx_actions_keep_the_filters_in_their_fragments(staff_client, lisbon):
+    _, _, pois = lisbon
+    cand = Candidate.objects.filter(poi=pois[1]).first()
+    url = reverse("image_ranking:label_candidate", args=[cand.pk])
+    return_to = "q=belem&sort=status&unlabelled=1"
+    response = staff_client.post(url, {"label": "bad", "return_to": return_to}, **HTMX)
+    assert response.status_code == 200
+    values = re.findall(r'name="return_to" value="([^"]*)"', response.content.decode())
+    assert values and all(parse_qs(v.replace("&amp;", "&")) == parse_qs(return_to) for v in values)
+
+
+def test_the_page_costs_the_same_queries_with_search_and_sort(staff_client, db):
+    make_pois(60, 3, bulk=True)
+    counts = []
+    for per_page in (10, 50):
+        with CaptureQueriesContext(connection) as ctx:
+            response = staff_client.get(
+                URL, {"q": "sight", "sort": "score", "unlabelled": "1", "per_page": per_page}
+            )
+        assert response.status_code == 200 and len(shown(response)) == per_page
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1]
+
+
+def test_get_with_the_new_parameters_changes_nothing(staff_client, lisbon):
+    before = (ImageTrainingData.objects.count(), list(PoiRanking.objects.values()))
+    staff_client.get(URL, {"q": "belem", "sort": "ranked", "unlabelled": "1"})
+    assert (ImageTrainingData.objects.count(), list(PoiRanking.objects.values())) == before
+
+
+def test_only_staff_see_search_results(client, plain_client, lisbon):
+    for visitor in (client, plain_client):
+        response = visitor.get(URL, {"q": "belem"})
+        assert response.status_code == 302 and "/login/" in response.url
+        assert "Belém" not in response.content.decode()

@@ -1,0 +1,172 @@
+"""The run panel says what it does: one city control per form with its own label, buttons named
+after their scope, the real rate, an ETA that counts the tasks a cluster holds, a threshold
+field whose default is a label, and a login page that tells a non-staff account it has no
+access."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+from django_q.models import OrmQ
+
+from image_ranking.models import RankingRun
+from image_ranking.review import live, runpanel
+from image_ranking.review.forms import NO_ACCESS
+from tests.dashboard.factories import make_run
+
+URL = reverse("image_ranking:dashboard")
+START = reverse("image_ranking:start_run")
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def form_html(html: str, css_class: str) -> str:
+    return re.search(rf'<form class="{css_class}".*?</form>', html, re.S).group(0)
+
+
+def test_each_form_has_one_city_control_with_its_own_label(staff_client, pois):
+    html = staff_client.get(URL).content.decode()
+    run_form, filters = form_html(html, "run-form"), form_html(html, "filters")
+    assert run_form.count('name="city"') == 1 and "Rank in city" in run_form
+    assert filters.count('name="city"') == 1 and ">City" in filters
+    assert "Rank in city" not in filters and ">City\n" not in run_form
+
+
+def test_the_run_buttons_are_named_after_their_scope(staff_client, pois):
+    run_form = form_html(staff_client.get(URL).content.decode(), "run-form")
+    buttons = re.findall(r'<button[^>]*name="scope" value="(\w+)"[^>]*>([^<]+)</button>', run_form)
+    assert buttons == [("missing", "Rank missing"), ("all", "Re-score all")]
+    assert 'select name="scope"' not in run_form  # no second, contradicting scope control
+
+
+def test_the_threshold_default_is_a_label_not_a_placeholder(staff_client, pois, settings):
+    settings.IMAGE_RANKING_THRESHOLD = 4.5
+    run_form = form_html(staff_client.get(URL).content.decode(), "run-form")
+    threshold = re.search(r'<input type="number" name="threshold"[^>]*>', run_form).group(0)
+    assert "placeholder" not in threshold and "value=" not in threshold
+    assert "default 4.50" in run_form
+
+
+@pytest.mark.parametrize(("rate", "text"), [(500, "at most 500 an hour"), (0, "rate limiter off")])
+def test_the_panel_shows_the_real_rate(staff_client, pois, settings, rate, text):
+    settings.WIKIMEDIA_RATE_PER_HOUR = rate
+    html = staff_client.get(URL).content.decode()
+    assert text in form_html(html, "run-form")
+    assert "at most 500" not in html or rate == 500
+
+
+def test_re_score_all_starts_a_run_of_scope_all(staff_client, pois):
+    response = staff_client.post(START, {"scope": "all", "return_to": ""}, **HTMX)
+    assert response.status_code == 200
+    run = RankingRun.objects.get()
+    assert run.scope == "all" and run.tally().total == 6
+
+
+def test_a_start_without_scope_or_with_a_bad_one_changes_nothing(staff_client, pois):
+    for data in ({}, {"scope": "everything"}, {"scope": "all", "city": "x"}):
+        assert staff_client.post(START, data, **HTMX).status_code == 400
+    assert not RankingRun.objects.exists() and not OrmQ.objects.exists()
+
+
+def test_starting_a_run_needs_csrf_and_staff(csrf_client, plain_client, pois):
+    assert csrf_client.post(START, {"scope": "all"}).status_code == 403
+    assert plain_client.post(START, {"scope": "all"}).status_code == 302
+    assert not RankingRun.objects.exists()
+
+
+# --- ETA with tasks a cluster holds ------------------------------------------------------------
+
+
+def hold(n: int, seconds: float, key: str | None = None) -> None:
+    """`n` tasks a cluster took from the ORM broker, locked `seconds` ahead."""
+    lock = timezone.now() + timedelta(seconds=seconds)
+    for _ in range(n):
+        OrmQ.objects.create(key=key or settings.Q_CLUSTER["name"], payload="x", lock=lock)
+
+
+def test_held_tasks_make_the_worst_case_eta_wait_for_their_lock(db, settings):
+    settings.WIKIMEDIA_RATE_PER_HOUR = 3600  # 1 s per POI
+    progress = live.Progress(total=10, processed=2, percent=20, eta_seconds=8)
+    assert runpanel.held_tasks(progress).count == 0
+    hold(3, 360)
+    hold(2, -5)  # waiting to be handed out: not held
+    hold(4, 600, key="another_cluster")  # another cluster's queue
+    held = runpanel.held_tasks(progress)
+    assert held.count == 3 and 355 <= held.wait_seconds <= 360
+    assert held.worst_eta_seconds == held.wait_seconds + 3  # then 3 POIs at 1 s each
+    assert "3 tasks held by a worker" in held.text and "6 min" in held.text
+
+
+def test_held_tasks_with_the_limiter_off(db, settings):
+    settings.WIKIMEDIA_RATE_PER_HOUR = 0
+    hold(1, 120)
+    held = runpanel.held_tasks(live.Progress(5, 0, 0, None))
+    assert held.count == 1 and 115 <= held.worst_eta_seconds <= 120
+
+
+def test_the_poll_shows_held_tasks_and_changes_nothing(staff_client, pois, settings):
+    settings.WIKIMEDIA_RATE_PER_HOUR = 500
+    _, _, poi_objs = pois
+    run = make_run(poi_objs[:4], ["pending"] * 4)
+    retry = settings.Q_CLUSTER["retry"]  # a dequeued task's lock: hand-out + retry seconds
+    hold(2, retry)
+    before = (OrmQ.objects.count(), list(run.items.values_list("outcome", flat=True)))
+    response = staff_client.get(reverse("image_ranking:run_progress", args=[run.pk]))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "2 tasks held by a worker" in html and f"{round(retry / 60)} min" in html
+    assert "at most 500 POIs an hour" in html
+    assert (OrmQ.objects.count(), list(run.items.values_list("outcome", flat=True))) == before
+
+
+def test_the_poll_without_held_tasks_says_nothing_about_them(staff_client, pois):
+    _, _, poi_objs = pois
+    run = make_run(poi_objs[:2], ["pending"] * 2)
+    html = staff_client.get(reverse("image_ranking:run_progress", args=[run.pk])).content
+    assert b"data-held" not in html
+
+
+# --- Login ------------------------------------------------------------------------------------
+
+LOGIN = reverse("admin:login")
+
+
+def login(client, username: str, password: str):
+    return client.post(f"{LOGIN}?next={URL}", {"username": username, "password": password})
+
+
+def test_a_non_staff_account_with_the_right_password_is_told_it_has_no_access(
+    client, django_user_model
+):
+    django_user_model.objects.create_user("visitor", password="right", is_staff=False)
+    response = login(client, "visitor", "right")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "no access to the dashboard" in html and "correct username and password" not in html
+    assert "_auth_user_id" not in client.session
+    assert NO_ACCESS.split(":")[0] in html
+
+
+def test_a_wrong_password_is_still_a_wrong_password(client, django_user_model):
+    django_user_model.objects.create_user("visitor", password="right", is_staff=False)
+    django_user_model.objects.create_user("curator", password="right", is_staff=True)
+    for username in ("visitor", "curator", "nobody"):
+        html = login(client, username, "wrong").content.decode()
+        assert "correct username and password" in html and "no access" not in html
+
+
+def test_a_staff_account_logs_in_and_reaches_the_dashboard(client, django_user_model, pois):
+    django_user_model.objects.create_user("curator", password="right", is_staff=True)
+    response = login(client, "curator", "right")
+    assert response.status_code == 302 and response.url == URL
+    assert client.get(URL).status_code == 200
+
+
+def test_an_inactive_account_is_not_told_anything_more(client, django_user_model):
+    django_user_model.objects.create_user("gone", password="right", is_active=False)
+    html = login(client, "gone", "right").content.decode()
+    assert "no access to the dashboard" not in html
