@@ -269,6 +269,7 @@ def watch_rank_missing(browser, base_url, cookie, pois, tmp_path) -> set[str]:
     for poi in pois[:3]:
         img = page.locator(f"#poi-{poi.pk} .current img")
         expect(img).to_be_visible()
+        img.scroll_into_view_if_needed()  # lazy: loads only near the viewport, as for a curator
         page.wait_for_function(
             "img => img.complete && img.naturalWidth > 0", arg=img.element_handle()
         )

@@ -12,6 +12,7 @@ from image_ranking.models import Candidate, ImageTrainingData
 from tests.browser.conftest import logged_in_page, screenshot_path
 from tests.browser.test_dashboard_browser import commons_urls, expect, mark_document, same_document
 from tests.dashboard.factories import make_pois
+from tests.fakes.images import PHOTO_NAMES, photo
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -72,14 +73,17 @@ def test_lightbox_opens_shows_the_details_labels_with_keys_and_gives_focus_back(
     page.keyboard.press("ArrowLeft")  # back to the one just labelled: the lightbox shows it
     expect(box.locator("[data-lb=mark]")).to_have_text("✗ bad")
     expect(box.locator("[data-lb-action=bad]")).to_have_attribute("aria-pressed", "true")
+    page.locator("#lightbox .lb-box").focus()
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=large.element_handle()
+    )
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(screenshot_path(tmp_path, "lightbox.png")))
     page.keyboard.press("l")  # not a key: nothing happens
     page.keyboard.press("j")
     page.keyboard.press("j")
     expect(box.locator("[data-lb=reasons]")).to_contain_text("Not eligible: 12.5 km")
     assert labels() == {first.image_url: "good", second.image_url: "bad"}
-
-    page.wait_for_timeout(300)
-    page.screenshot(path=str(screenshot_path(tmp_path, "lightbox.png")))
 
     page.keyboard.press("Escape")
     expect(page.locator("#lightbox")).to_be_hidden()
@@ -184,9 +188,14 @@ def test_focus_follows_undo_to_the_image_whose_label_it_took_back(
 
 
 def test_full_titles_wrap_and_the_narrow_dashboard(
-    browser, live_server, curator, commons_server, tmp_path
+    browser, live_server, curator, commons_server, media_root, tmp_path
 ):
     _, _, pois = make_pois(3, 3, image_every=2, flag_every=0, urls=commons_urls(commons_server))
+    for poi in pois:  # the stored files the current images show
+        if poi.image_file:
+            path = media_root / poi.image_file.name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            photo(PHOTO_NAMES[1]).save(path)
     cand = Candidate.objects.filter(poi=pois[0]).order_by("search_rank").first()
     long_title = "File:" + "Very long Commons title of the sight seen from the river " * 2 + ".jpg"
     Candidate.objects.filter(pk=cand.pk).update(title=long_title)
@@ -197,6 +206,13 @@ def test_full_titles_wrap_and_the_narrow_dashboard(
     expect(title).to_have_text(long_title.removeprefix("File:"))
     assert title.evaluate("el => el.scrollWidth <= el.clientWidth")  # wrapped, not cut off
     assert page.evaluate("document.documentElement.scrollWidth <= 390")  # no sideways scroll
-    page.locator(f"#poi-{pois[0].pk}").scroll_into_view_if_needed()
+    # The top of the page and the first cards (a full page would be 6000 px tall).
+    for img in page.locator("#poi-list img").all()[:4]:
+        img.scroll_into_view_if_needed()
+        page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=img.element_handle())
+    page.evaluate("window.scrollTo(0, 0)")
     page.wait_for_timeout(300)
-    page.screenshot(path=str(screenshot_path(tmp_path, "dashboard-narrow.png")), full_page=True)
+    shot = screenshot_path(tmp_path, "dashboard-narrow.png")
+    page.screenshot(
+        path=str(shot), full_page=True, clip={"x": 0, "y": 0, "width": 390, "height": 2600}
+    )
