@@ -48,15 +48,25 @@ def test_the_threshold_default_is_a_label_not_a_placeholder(staff_client, pois, 
     run_form = form_html(staff_client.get(URL).content.decode(), "run-form")
     threshold = re.search(r'<input type="number" name="threshold"[^>]*>', run_form).group(0)
     assert "placeholder" not in threshold and "value=" not in threshold
-    assert "default 4.50" in run_form
+    assert "default 4.50" in run_form and "data-threshold-default" in run_form
 
 
-@pytest.mark.parametrize(("rate", "text"), [(500, "at most 500 an hour"), (0, "rate limiter off")])
-def test_the_panel_shows_the_real_rate(staff_client, pois, settings, rate, text):
+def run_panel(html: str) -> str:
+    return re.search(r'<div id="run-progress".*?\n</div>', html, re.S).group(0)
+
+
+@pytest.mark.parametrize(
+    ("rate", "idle", "running"),
+    [(500, "at most 500 an hour", "at most 500 POIs an hour"), (0, "limiter off", "limiter off")],
+)
+def test_the_panel_shows_the_real_rate(staff_client, pois, settings, rate, idle, running):
     settings.WIKIMEDIA_RATE_PER_HOUR = rate
     html = staff_client.get(URL).content.decode()
-    assert text in form_html(html, "run-form")
-    assert "at most 500" not in html or rate == 500
+    assert idle in run_panel(html) and ("at most 500" in html) == (rate == 500)
+    _, _, poi_objs = pois
+    make_run(poi_objs[:2], ["pending", "updated"])
+    html = staff_client.get(URL).content.decode()
+    assert running in run_panel(html) and ("at most 500" in html) == (rate == 500)
 
 
 def test_re_score_all_starts_a_run_of_scope_all(staff_client, pois):
@@ -64,6 +74,11 @@ def test_re_score_all_starts_a_run_of_scope_all(staff_client, pois):
     assert response.status_code == 200
     run = RankingRun.objects.get()
     assert run.scope == "all" and run.tally().total == 6
+
+
+def test_re_score_all_replaces_images_only_with_the_box_ticked(staff_client, pois):
+    staff_client.post(START, {"scope": "all", "replace_existing": "on"}, **HTMX)
+    assert RankingRun.objects.get().replace_existing is True
 
 
 def test_a_start_without_scope_or_with_a_bad_one_changes_nothing(staff_client, pois):
