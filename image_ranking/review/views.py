@@ -194,11 +194,19 @@ def use_candidate(request: HttpRequest, candidate_id: int) -> HttpResponse:
 @require_POST
 def rerank_poi(request: HttpRequest, poi_id: int) -> HttpResponse:
     """Re-rank one POI: a run of its own (Kind.POI), followed by the card, not the panel."""
-    from image_ranking.runs.service import RunAlreadyActive, start_run
-
     poi = get_object_or_404(PointOfInterest, pk=poi_id)
     if not poi.lists.exists():
         return error(request, "Only POIs in a list are ranked.")
+    return _rerank(request, poi, "Re-rank queued.")
+
+
+def _rerank(
+    request: HttpRequest, poi: PointOfInterest, message: str, busy: str = ""
+) -> HttpResponse:
+    """Start the POI's own one-POI run and answer with its card (409, `busy` first, when one
+    is going)."""
+    from image_ranking.runs.service import RunAlreadyActive, start_run
+
     try:
         start_run(
             scope=Scope.ALL,
@@ -207,7 +215,7 @@ def rerank_poi(request: HttpRequest, poi_id: int) -> HttpResponse:
             user=request.user,
         )
     except RunAlreadyActive as exc:
-        return error(request, f"A re-rank of this POI is already going (run {exc.run.pk}).")
+        return error(request, f"{busy}A re-rank of this POI is already going (run {exc.run.pk}).")
     return answer_card(request, poi.pk, message)
 
 
@@ -216,7 +224,6 @@ def rerank_poi(request: HttpRequest, poi_id: int) -> HttpResponse:
 def set_search_query(request: HttpRequest, poi_id: int) -> HttpResponse:
     """Keep a curator's query or File: titles for the POI, then re-rank it with them."""
     from image_ranking.review.search_query import SearchQueryForm, save_search
-    from image_ranking.runs.service import RunAlreadyActive, start_run
 
     poi = get_object_or_404(PointOfInterest, pk=poi_id)
     if not poi.lists.exists():
@@ -225,16 +232,7 @@ def set_search_query(request: HttpRequest, poi_id: int) -> HttpResponse:
     if not form.is_valid():
         return bad_request(form)
     save_search(poi, form.cleaned_data["query"], form.cleaned_data["titles"])
-    try:
-        start_run(
-            scope=Scope.ALL,
-            poi_ids=[poi.pk],
-            threshold=calibration.current_threshold(),
-            user=request.user,
-        )
-    except RunAlreadyActive as exc:
-        return error(request, f"Saved; a re-rank of this POI is already going (run {exc.run.pk}).")
-    return answer_card(request, poi.pk, "Query saved; re-rank queued.")
+    return _rerank(request, poi, "Query saved; re-rank queued.", busy="Query saved. ")
 
 
 @staff_member_required
