@@ -185,3 +185,12 @@ def test_an_inactive_account_is_not_told_anything_more(client, django_user_model
     django_user_model.objects.create_user("gone", password="right", is_active=False)
     html = login(client, "gone", "right").content.decode()
     assert "no access to the dashboard" not in html
+
+
+def test_the_login_form_needs_its_csrf_token(django_user_model):
+    from django.test import Client
+
+    django_user_model.objects.create_user("visitor", password="right", is_staff=False)
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(LOGIN, {"username": "visitor", "password": "right"})
+    assert response.status_code == 403 and "_auth_user_id" not in client.session
