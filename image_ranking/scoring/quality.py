@@ -253,15 +253,5 @@ def _resize(
 
 
 def _laplacian(pixels: np.ndarray) -> float:
-    """sharpness.laplacian_variance on a 0..1 array, at its own size."""
-    if pixels.shape[0] < 3 or pixels.shape[1] < 3:
-        return 0.0
-    pixels = pixels * 255.0
-    lap = (
-        pixels[:-2, 1:-1]
-        + pixels[2:, 1:-1]
-        + pixels[1:-1, :-2]
-        + pixels[1:-1, 2:]
-        - 4 * pixels[1:-1, 1:-1]
-    )
-    return float(lap.var() / (pixels.var() + 1.0))
+    """sharpness.laplacian_ratio on a 0..1 array, at its own size."""
+    return sharpness.laplacian_ratio(pixels * 255.0)

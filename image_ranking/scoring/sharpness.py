@@ -37,7 +37,14 @@ def laplacian_variance(image: Image.Image) -> float:
     if grey.width != MEASURE_WIDTH:
         height = max(1, round(grey.height * MEASURE_WIDTH / grey.width))
         grey = grey.resize((MEASURE_WIDTH, height), Image.Resampling.BILINEAR)
-    pixels = np.asarray(grey, dtype=np.float32)
+    return laplacian_ratio(np.asarray(grey, dtype=np.float32))
+
+
+def laplacian_ratio(pixels: np.ndarray) -> float:
+    """Variance of the 4-neighbour Laplacian of grey `pixels` (0..255), at their own size.
+
+    Divided by the image's own variance, so exposure and contrast do not count as sharpness:
+    a dark or hazy photo is NIMA's business, not a blur."""
     if pixels.shape[0] < 3 or pixels.shape[1] < 3:
         return 0.0
     lap = (
@@ -47,8 +54,6 @@ def laplacian_variance(image: Image.Image) -> float:
         + pixels[1:-1, 2:]
         - 4 * pixels[1:-1, 1:-1]
     )
-    # Divided by the image's own variance, so exposure and contrast do not count as sharpness:
-    # a dark or hazy photo is NIMA's business, not a blur.
     return float(lap.var() / (pixels.var() + 1.0))
 
 
