@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -42,21 +41,10 @@ def hostile_jpeg(seed: int) -> bytes:
 def child(full_decode: bool, thumbs: Path) -> None:
     """One measurement, in this (fresh) process; the thumbnails were made by the parent, so
     making them does not count."""
-    work = Path(tempfile.mkdtemp(prefix="bench-memory-"))
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "city_wiki.settings",
-            "SQLITE_PATH": str(work / "db.sqlite3"),
-            "MEDIA_ROOT": str(work / "media"),
-            "WIKIMEDIA_RATE_PER_HOUR": "0",
-            "LOG_LEVEL": "ERROR",
-        }
-    )
-    os.environ.pop("DATABASE_URL", None)
-    sys.path.insert(0, str(ROOT))
-    import django
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from offline_django import setup
 
-    django.setup()
+    setup("bench-memory-")
     from django.conf import settings
     from django.core.management import call_command
 

@@ -17,27 +17,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-WORK = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-os.environ.update(
-    {
-        "DJANGO_SETTINGS_MODULE": "city_wiki.settings",
-        "SQLITE_PATH": str(WORK / "bench.sqlite3"),
-        "MEDIA_ROOT": str(WORK / "media"),
-        "WIKIMEDIA_RATE_PER_HOUR": "0",
-        "LOG_LEVEL": "ERROR",
-    }
-)
-os.environ.pop("DATABASE_URL", None)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from offline_django import setup
 
-import django  # noqa: E402
-
-django.setup()
+WORK = setup("bench-pipeline-")
 
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
