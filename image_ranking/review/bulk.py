@@ -2,8 +2,9 @@
 
 A curator reviewing a POI often sees at once which candidate is right; one POST labels it
 good and the rest bad through `labels.set_label` (the same rows, scores and models as one
-label at a time). Every change goes on the session's undo stack, so `u` takes the labels
-back one by one, last first, and nothing else in the labels module had to change.
+label at a time). The changes go on the session's undo stack as one group, so one `u`
+takes the whole action back (every label as it was before, last first, in one transaction)
+and answers with the POI's card, focus on the candidate that had been marked good.
 """
 
 from __future__ import annotations
@@ -43,16 +44,48 @@ def good_others_bad(request: HttpRequest, candidate_id: int) -> HttpResponse:
     calibration panel (labels changed); without, a redirect back with a message."""
     candidate = get_object_or_404(Candidate.objects.select_related("poi"), pk=candidate_id)
     changes = good_and_others_bad(candidate, user=request.user)
-    for change in changes:
-        labels.push_undo(request.session, change)
+    labels.push_undo_group(request.session, changes)
     bad = len(changes) - 1
     message = f"Marked “{candidate.title}” good and {bad} other{'s' if bad != 1 else ''} bad."
+    return answer_labelled_card(request, candidate.poi_id, message)
+
+
+def undo_group(request: HttpRequest, step: labels.UndoStep) -> HttpResponse:
+    """Take back a bulk action (one undo step): every label as it was, and the POI's card,
+    focus on the tile of the image the action had marked good (its first change)."""
+    taken = labels.undo_group(step.changes)
+    return answer_labelled_card(
+        request, step.poi_id, undone_message(taken), focus_url=step.changes[0].image_url
+    )
+
+
+def undone_message(taken: dict[str, int]) -> str:
+    """ "Undone: 1 good and 4 bad labels taken back." (good first, then bad)."""
+    parts = [f"{taken[label]} {label}" for label in labels.Label.values if taken.get(label)]
+    if not parts:
+        return "Undone: those labels were already gone."
+    total = sum(taken.values())
+    return f"Undone: {' and '.join(parts)} label{'s' if total != 1 else ''} taken back."
+
+
+FOCUS_HEADER = "X-Undo-Focus"  # the element dashboard.js focuses after an undo
+
+
+def answer_labelled_card(
+    request: HttpRequest, poi_id: int, message: str, *, focus_url: str = ""
+) -> HttpResponse:
+    """htmx: the POI's card, the counts, the undo button and the calibration panel (labels
+    changed); `focus_url` names the image whose tile takes focus after an undo (the
+    `FOCUS_HEADER`). Without htmx, a redirect back to the card with the message."""
     if not request.htmx:
-        return answer_card(request, candidate.poi_id, message)
+        return answer_card(request, poi_id, message)
     filters = post_filters(request)
-    card = selectors.one_card(candidate.poi_id, calibration.current_threshold())
+    card = selectors.one_card(poi_id, calibration.current_threshold())
     html = card_html(request, card, filters) if card else ""
     response = HttpResponse(html + oob(request, filters, message, "success", labels_changed=True))
-    response["HX-Retarget"] = f"#poi-{candidate.poi_id}"
+    response["HX-Retarget"] = f"#poi-{poi_id}"
     response["HX-Reswap"] = "outerHTML"
+    tile = card.tile_for(focus_url) if card and focus_url else None
+    if tile is not None:
+        response[FOCUS_HEADER] = f"#t-{tile.key}"
     return response

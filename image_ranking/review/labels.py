@@ -1,7 +1,8 @@
 """Training labels: label, relabel, clear, undo and export (bootstrap: `review.bootstrap`).
 
 One `ImageTrainingData` row per (POI, image URL); relabelling updates it. Every change
-returns the state it replaced, so the dashboard can undo the last label (kept per session).
+returns the state it replaced, so the dashboard can undo the last action (kept per session):
+one label, or a group of one POI's labels made by one action ("Only this"), undone at once.
 A label records the model and the score it was given against: the score the winner choice
 compares with the threshold (`Candidate.rank_score`, else the model's score), so the
 calibration panel's threshold means the same as a run's.
@@ -184,25 +185,75 @@ def undo(change: LabelChange) -> None:
 
 
 # --- Undo stack in the session --------------------------------------------------------------
+# The stack holds one entry per action, newest last, at most UNDO_DEPTH of them: a single
+# change as a dict (the only shape stored before groups existed, so older sessions still
+# pop), a group as a list of dicts, oldest change first.
 
 
-def push_undo(session, change: LabelChange) -> None:
+@dataclass
+class UndoStep:
+    """One action to take back: its changes, oldest first; `group` for a bulk action."""
+
+    changes: list[LabelChange]
+    group: bool = False
+
+    @property
+    def poi_id(self) -> int:
+        return self.changes[0].poi_id
+
+
+def _push(session, entry: dict[str, Any] | list[dict[str, Any]]) -> None:
     stack = list(session.get(UNDO_KEY, []))
-    stack.append(change.to_session())
+    stack.append(entry)
     session[UNDO_KEY] = stack[-UNDO_DEPTH:]
 
 
-def pop_undo(session) -> LabelChange | None:
+def push_undo(session, change: LabelChange) -> None:
+    _push(session, change.to_session())
+
+
+def push_undo_group(session, changes: Iterable[LabelChange]) -> None:
+    """One undo step for the changes of one action on one POI (undone together, last first)."""
+    changes = list(changes)
+    if not changes:
+        return
+    if len({change.poi_id for change in changes}) != 1:
+        raise ValueError("an undo group holds the changes of one POI")
+    _push(session, [change.to_session() for change in changes])
+
+
+def pop_undo(session) -> UndoStep | None:
     stack = list(session.get(UNDO_KEY, []))
     if not stack:
         return None
-    data = stack.pop()
+    entry = stack.pop()
     session[UNDO_KEY] = stack
-    return LabelChange.from_session(data)
+    if isinstance(entry, list):
+        return UndoStep([LabelChange.from_session(data) for data in entry], group=True)
+    return UndoStep([LabelChange.from_session(entry)])
 
 
 def undo_depth(session) -> int:
+    """How many actions can be undone (a group counts once)."""
     return len(session.get(UNDO_KEY, []))
+
+
+@transaction.atomic
+def undo_group(changes: list[LabelChange]) -> dict[str, int]:
+    """Put back what several changes replaced, last first, in one transaction. Returns how
+    many labels of each kind were taken back (the labels the rows held before the undo)."""
+    taken: dict[str, int] = {}
+    for change in reversed(changes):
+        row = (
+            ImageTrainingData.objects.select_for_update()
+            .filter(poi_id=change.poi_id, image_url=change.image_url)
+            .values_list("label", flat=True)
+            .first()
+        )
+        if row is not None:
+            taken[row] = taken.get(row, 0) + 1
+        undo(change)
+    return taken
 
 
 # --- Export ---------------------------------------------------------------------------------

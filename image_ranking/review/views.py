@@ -25,7 +25,15 @@ from django_htmx.http import trigger_client_event
 
 from cities.models import City, PointOfInterest
 from image_ranking.models import Candidate, RankingRun, Scope
-from image_ranking.review import bootstrap, calibration, labels, live, runpanel, selectors
+from image_ranking.review import (
+    bootstrap,
+    bulk,
+    calibration,
+    labels,
+    live,
+    runpanel,
+    selectors,
+)
 from image_ranking.review.answers import (
     answer_card,
     answer_panel,
@@ -159,9 +167,14 @@ def label_current(request: HttpRequest, poi_id: int) -> HttpResponse:
 @staff_member_required
 @require_POST
 def undo_label(request: HttpRequest) -> HttpResponse:
-    change = labels.pop_undo(request.session)
-    if change is None:
+    """Take back the last action: one label (answered with its tile) or a bulk action's
+    group of labels (answered with the POI's card, see `bulk.undo_group`)."""
+    step = labels.pop_undo(request.session)
+    if step is None:
         return error(request, "Nothing to undo.")
+    if step.group:
+        return bulk.undo_group(request, step)
+    (change,) = step.changes
     labels.undo(change)
     message = "Undone: label restored." if change.previous else "Undone: label removed."
     return answer_tile(request, change.poi_id, change.image_url, message)

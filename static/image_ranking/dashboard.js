@@ -328,12 +328,14 @@
     }
   }, true);
 
-  // An undo answers with the tile (or card) it changed: focus follows it there.
+  // An undo answers with the tile (or card) it changed: focus follows it there, or to the tile
+  // its X-Undo-Focus names (a bulk action's card: the image it had marked good).
   document.addEventListener("htmx:beforeSwap", function (event) {
     const elt = event.detail.elt || (event.detail.requestConfig && event.detail.requestConfig.elt);
     const form = elt && (elt.matches("form") ? elt : elt.closest("form"));
     if (!form || !form.querySelector("#undo-button") || !event.detail.xhr) return;
-    const target = event.detail.xhr.getResponseHeader("HX-Retarget") || "";
+    const xhr = event.detail.xhr;
+    const target = xhr.getResponseHeader("X-Undo-Focus") || xhr.getResponseHeader("HX-Retarget") || "";
     undoFocus = target.startsWith("#") ? target.slice(1) : null;
   });
 

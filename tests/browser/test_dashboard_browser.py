@@ -369,3 +369,46 @@ def test_bootstrap_labels_look_automatic_and_keys_confirm_or_clear_them(
     assert same_document(page)
     rows = dict(ImageTrainingData.objects.values_list("image_url", "source"))
     assert rows[first.image_url] == "curator" and second.image_url not in rows
+
+
+def test_one_undo_takes_back_a_whole_only_this_and_focuses_its_good_image(
+    browser, live_server, curator, commons_server
+):
+    _, _, pois = make_pois(2, 4, image_every=0, flag_every=0, urls=commons_urls(commons_server))
+    first, second, third, fourth = Candidate.objects.filter(poi=pois[0]).order_by("search_rank")
+    elsewhere = Candidate.objects.filter(poi=pois[1]).order_by("search_rank").first()
+    # Before: a bootstrap (auto) label, a curator's own label, and two unlabelled candidates.
+    ImageTrainingData.objects.create(
+        poi=pois[0], image_url=first.image_url, label="bad", source="bootstrap", model_name="nima"
+    )
+    ImageTrainingData.objects.create(
+        poi=pois[0], image_url=second.image_url, label="good", source="curator", labelled_by=curator
+    )
+    fields = ("image_url", "label", "source", "aesthetic_score", "labelled_by_id", "model_name")
+    before = set(ImageTrainingData.objects.values_list(*fields))
+    page = logged_in_page(browser, live_server.url, curator)
+    page.goto("/image-ranking/")
+    mark_document(page)
+
+    tile = {c.pk: page.locator(f"#t-c{c.pk}") for c in (first, second, third, fourth)}
+    tile[third.pk].focus()
+    page.keyboard.press("Shift+G")
+    expect(tile[third.pk]).to_have_attribute("data-label", "good")
+    for other in (first, second, fourth):
+        expect(tile[other.pk]).to_have_attribute("data-label", "bad")
+    expect(tile[first.pk].locator("[data-label-source=curator]")).to_be_visible()  # confirmed
+    expect(page.locator("#undo-button .pill")).to_have_text("1")  # one action
+    page.locator(f"#t-c{elsewhere.pk}").focus()  # the curator moved on
+
+    page.keyboard.press("u")  # once
+
+    expect(page.locator("#toast")).to_contain_text("Undone: 1 good and 3 bad labels taken back.")
+    expect(tile[first.pk].locator("[data-label-source=bootstrap]")).to_have_text("auto ✗")
+    expect(tile[second.pk]).to_have_attribute("data-label", "good")
+    expect(tile[second.pk].locator("[data-label-source=curator]")).to_be_visible()
+    for unlabelled in (third, fourth):
+        expect(page.locator(f"#t-c{unlabelled.pk}[data-label]")).to_have_count(0)
+    expect(tile[third.pk]).to_be_focused()  # the image the action had marked good
+    expect(page.locator("#undo-button")).to_be_disabled()  # nothing more: it was one step
+    assert same_document(page)
+    assert set(ImageTrainingData.objects.values_list(*fields)) == before

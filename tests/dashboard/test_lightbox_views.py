@@ -2,7 +2,8 @@
 
 The lightbox has no endpoint of its own: each tile carries its data as `data-lightbox` JSON,
 so these tests check that JSON (what the page gives the script) and the one new POST: staff
-only, CSRF enforced, GET changes nothing, bad ids are 404, and its labels undo one by one.
+only, CSRF enforced, GET changes nothing, bad ids are 404, and one undo takes its labels back
+(the group undo itself: test_bulk_undo.py).
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def test_the_current_image_shows_the_stored_file_and_its_candidate(staff_client)
 # --- "This one good, the others bad" ----------------------------------------------------------
 
 
-def test_only_this_labels_one_good_and_the_others_bad_and_undoes_label_by_label(staff_client):
+def test_only_this_labels_one_good_and_the_others_bad_and_undoes_in_one_step(staff_client):
     _, _, pois = make_pois(2, 3, image_every=0, flag_every=0)
     first, second, third = Candidate.objects.filter(poi=pois[0]).order_by("search_rank")
     other_poi = Candidate.objects.filter(poi=pois[1]).first()
@@ -115,13 +116,9 @@ def test_only_this_labels_one_good_and_the_others_bad_and_undoes_label_by_label(
     assert other_poi.image_url not in rows()
     row = ImageTrainingData.objects.get(image_url=first.image_url)
     assert row.aesthetic_score == first.score and row.source == "curator"
-    assert labels.undo_depth(staff_client.session) == 3
+    assert labels.undo_depth(staff_client.session) == 1  # one action
 
-    undo = reverse("image_ranking:undo")
-    staff_client.post(undo, **HTMX)
-    assert rows() == {second.image_url: "good", first.image_url: "bad"}
-    staff_client.post(undo, **HTMX)
-    staff_client.post(undo, **HTMX)
+    staff_client.post(reverse("image_ranking:undo"), **HTMX)
     assert rows() == {}
 
 
@@ -140,9 +137,7 @@ def test_only_this_relabels_an_earlier_good_label_bad_and_undo_restores_it(staff
     staff_client.post(reverse("image_ranking:label_candidate", args=[first.pk]), {"label": "good"})
     staff_client.post(only_url(second), **HTMX)
     assert rows()[first.image_url] == "bad"
-    undo = reverse("image_ranking:undo")
-    for _ in range(3):
-        staff_client.post(undo, **HTMX)
+    staff_client.post(reverse("image_ranking:undo"), **HTMX)  # one step for the bulk action
     assert rows() == {first.image_url: "good"}
 
 
