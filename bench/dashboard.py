@@ -4,7 +4,7 @@ Renders /image-ranking/ through the whole Django stack (middleware, session, aut
 on a throwaway SQLite file database and prints the median render time and query count for a
 few pages (also with a name search, a sort and the unlabelled filter on), next to the naive
 page (the same view without select_related/prefetch, one query per POI and relation) with the
-ratio. Target: well under 100 ms for a page of 20.
+ratio. Target: under 100 ms for a page of 20, with search and sort on too.
 
     .venv/bin/python bench/dashboard.py [--pois 5000] [--candidates 10] [--repeat 15]
 """
@@ -255,8 +255,13 @@ def main() -> None:
                 f"{naive_ms:>12.1f} ({naive_best:5.1f}) ms {naive_queries:>4} q"
                 f"{naive_ms / ms:>8.1f}x   ({size // 1024} KiB)"
             )
-        worst = max(ms for ms, *_ in optimized.values())
-        print(f"slowest dashboard page: {worst:.1f} ms (target: under 100 ms for 20 POIs)")
+        pages_of_20 = [
+            name for name, url in pages if "per_page=50" not in url and "runs/" not in url
+        ]
+        worst = max(pages_of_20, key=lambda name: optimized[name][0])
+        print(
+            f"slowest page of 20 POIs: {optimized[worst][0]:.1f} ms ({worst}); target: under 100 ms"
+        )
         plain, searched = optimized[pages[0][0]], optimized["20, search + sort=score"]
         print(
             f"20 per page: {plain[0]:.1f} ms (best {plain[3]:.1f}), {plain[1]} q plain; "

@@ -395,14 +395,21 @@ class RankablePoiQuerySet(models.QuerySet):
             return self.filter(city_id=city)
         return self.filter(city__name__iexact=str(city))
 
+    @staticmethod
+    def condition(state: str) -> Q:
+        """The condition of `state` ("with_real_image", "missing", "uses_fallback", "flagged",
+        "ranked") on a POI: what its filter method applies, and what a count of the state
+        aggregates over, so a count and its filter cannot disagree."""
+        return _STATE_CONDITIONS[state]
+
     def with_real_image(self) -> RankablePoiQuerySet:
-        return self.filter(_HAS_FILE).exclude(_FALLBACK)
+        return self.filter(self.condition("with_real_image"))
 
     def missing(self) -> RankablePoiQuerySet:
-        return self.exclude(_HAS_FILE & ~_FALLBACK)
+        return self.filter(self.condition("missing"))
 
     def uses_fallback(self) -> RankablePoiQuerySet:
-        return self.filter(_HAS_FILE & _FALLBACK)
+        return self.filter(self.condition("uses_fallback"))
 
     def curated(self) -> RankablePoiQuerySet:
         """With a real image a curator chose: there before image ranking (no ranking row, or
@@ -415,16 +422,24 @@ class RankablePoiQuerySet(models.QuerySet):
     def flagged(self) -> RankablePoiQuerySet:
         """With an open image-ranking flag (any reason: no images, below threshold, fetch
         failed, internal error)."""
-        return self.filter(ranking__validation__isnull=False)
+        return self.filter(self.condition("flagged"))
 
     def ranked(self) -> RankablePoiQuerySet:
         """Candidates fetched and scored at least once."""
-        return self.filter(ranking__status__in=RANKED_STATUSES)
+        return self.filter(self.condition("ranked"))
 
 
 _HAS_FILE = Q(image_file__isnull=False) & ~Q(image_file="")
 _FALLBACK = Q(ranking__image_origin=PoiRanking.Origin.FALLBACK)
 RANKED_STATUSES = (PoiRanking.Status.RANKED, PoiRanking.Status.UPDATED, PoiRanking.Status.FLAGGED)
+_REAL_IMAGE = _HAS_FILE & ~_FALLBACK
+_STATE_CONDITIONS = {
+    "with_real_image": _REAL_IMAGE,
+    "missing": ~_REAL_IMAGE,  # no image, or only the category fallback
+    "uses_fallback": _HAS_FILE & _FALLBACK,
+    "flagged": Q(ranking__validation__isnull=False),
+    "ranked": Q(ranking__status__in=RANKED_STATUSES),
+}
 
 
 class RankablePoi(PointOfInterest):

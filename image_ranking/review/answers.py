@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpR
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from image_ranking.review import calibration, labels, selectors
+from image_ranking.review import calibration, labels, rendering, selectors
 from image_ranking.review.forms import filters_from_return_to
 from image_ranking.review.selectors import Filters
 
@@ -57,11 +57,7 @@ def oob(
 
 
 def card_html(request: HttpRequest, card: selectors.Card, filters: Filters) -> str:
-    return render_to_string(
-        "image_ranking/_poi_card.html",
-        {"card": card, "return_to": return_to_query(filters)},
-        request=request,
-    )
+    return rendering.render_card(request, card, return_to_query(filters))
 
 
 def answer_card(
@@ -98,11 +94,7 @@ def answer_tile(
     tile = card.tile_for(image_url) if card else None
     if tile is None:
         return answer_card(request, poi_id, message, level=level)
-    html = render_to_string(
-        "image_ranking/_tile.html",
-        {"card": card, "tile": tile, "return_to": return_to_query(filters)},
-        request=request,
-    )
+    html = rendering.render_tile(request, card, tile, return_to_query(filters))
     extra = oob(request, filters, message, level, labels_changed=True)
     response = HttpResponse(html + extra)
     response["HX-Retarget"] = f"#t-{tile.key}"

@@ -13,7 +13,9 @@ import mimetypes
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.exceptions import SuspiciousFileOperation
 from django.db.models import F, Prefetch, QuerySet
+from django.db.models.fields.files import FieldFile
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 
@@ -80,6 +82,12 @@ class Tile:
     # The current image's candidate (the pipeline's or a curator's choice), for its details.
     source: Candidate | None = None
     bulk_url: str = ""  # "this one good, the POI's other candidates bad" (review.bulk)
+    stored_size: int | None = None  # the current image's file, in bytes (None: unreadable)
+
+    @property
+    def short_title(self) -> str:
+        """The candidate's title as tiles show it, without its "File:" namespace."""
+        return self.candidate.title.replace("File:", "") if self.candidate else ""
 
     @property
     def link_url(self) -> str:
@@ -136,14 +144,22 @@ class Tile:
         """What the lightbox shows of this image, read by dashboard.js from the tile's
         `data-lightbox`: the page already has it, so opening costs no request."""
         c = self.candidate or self.source
+        # The current image's facts are the stored file's (resized to fit 800x600), not those
+        # of the Commons original it came from; its resolution is read from it in the browser.
+        original = self.candidate
+        size = original.size if original else self.stored_size
+        resolution = ""
+        if original and original.width and original.height:
+            resolution = f"{original.width}\u00d7{original.height}"
+        mime = original.mime if original else ""
         info: dict[str, Any] = {
             "src": self.large_url,
             "title": c.title if c else "",
             "kind": "candidate" if self.candidate else ("fallback" if self.fallback else "current"),
             "commons": (commons_link(c.description_url) or commons_link(c.image_url)) if c else "",
-            "resolution": f"{c.width}\u00d7{c.height}" if c and c.width and c.height else "",
-            "size": filesizeformat(c.size) if c and c.size else "",
-            "mime": (c.mime if c else "") or (mimetypes.guess_type(self.image_url)[0] or ""),
+            "resolution": resolution,
+            "size": filesizeformat(size) if size else "",
+            "mime": mime or (mimetypes.guess_type(self.image_url)[0] or ""),
             "rank": c.search_rank if c else None,
             "distance": f"{c.distance_km:.1f} km" if c and c.distance_km is not None else "",
             "score": self._score_text(c),
@@ -244,6 +260,19 @@ class Card:
         return url_for("fallback", self.poi.pk)
 
     @property
+    def card_url(self) -> str:
+        return url_for("poi_card", self.poi.pk)
+
+    @property
+    def search_query_url(self) -> str:
+        return url_for("search_query", self.poi.pk)
+
+    @property
+    def has_curator_query(self) -> bool:
+        """A curator saved a query or File: titles for this POI (kept for later runs)."""
+        return bool(self.ranking and (self.ranking.search_query or self.ranking.file_titles))
+
+    @property
     def status(self) -> str:
         if self.ranking is None:
             return "unranked"
@@ -288,6 +317,15 @@ class Card:
     def tile_for(self, image_url: str) -> Tile | None:
         tiles = [self.current, *self.candidates] if self.current else self.candidates
         return next((t for t in tiles if t.image_url == image_url), None)
+
+
+def stored_size(image_file: FieldFile) -> int | None:
+    """The stored file's size in bytes (one stat), or None when it cannot be read: a card
+    still shows when a file went missing."""
+    try:
+        return image_file.size
+    except (OSError, SuspiciousFileOperation):
+        return None
 
 
 _STORED_FROM_CANDIDATE = (PoiRanking.Origin.PIPELINE, PoiRanking.Origin.CURATOR)
@@ -343,6 +381,7 @@ def build_card(poi: PointOfInterest, default_threshold: float) -> Card:
             )
         )
         current.fallback = bool(ranking and ranking.uses_fallback)
+        current.stored_size = stored_size(poi.image_file)
     has_real_image = current is not None and not current.fallback
     if has_real_image and ranking and ranking.image_origin in _STORED_FROM_CANDIDATE:
         current.source = next((c for c in poi.candidates.all() if c.is_winner), None)

@@ -14,11 +14,10 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.db.models import Count, Max
 from django.http import HttpRequest
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from image_ranking.models import RankingRun, RunTally
-from image_ranking.review import calibration, live, selectors
+from image_ranking.review import calibration, live, rendering, selectors
 from image_ranking.review.cards import Card, url_for
 
 
@@ -145,11 +144,4 @@ def changed_cards(watch: live.Watch) -> tuple[dict[int, str], list[Card]]:
 
 def oob_cards(request: HttpRequest, cards: list[Card], return_to: str) -> str:
     """The cards, each swapped in place of its copy on the page."""
-    return "".join(
-        render_to_string(
-            "image_ranking/_poi_card.html",
-            {"card": card, "return_to": return_to, "oob": True},
-            request=request,
-        )
-        for card in cards
-    )
+    return rendering.render_cards(request, cards, return_to, oob=True)

@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, QuerySet
 
 from cities.models import City, PoiList
 from image_ranking.models import Candidate, ImageTrainingData, RankablePoi
@@ -154,14 +154,14 @@ def search(pois: QuerySet, query: str) -> QuerySet:
 
 def counts(city_id: int | None = None, list_id: int | None = None) -> dict[str, int]:
     """The numbers at the top of the page, within the city/list filter (two queries): each
-    state counts the POIs its own filter returns."""
+    state counts the POIs matching the condition its own filter applies (one pass over the
+    POIs, not one sub-query per state)."""
     pois = pois_in_lists(city_id, list_id)
-    every = RankablePoi.objects.all()
     totals = pois.aggregate(
         in_lists=Count("pk"),
         **{
-            status: Count("pk", filter=Q(pk__in=in_state(every, status).values("pk")))
-            for status in STATES
+            status: Count("pk", filter=RankablePoi.objects.condition(method))
+            for status, (_, method) in STATES.items()
         },
     )
     labels = ImageTrainingData.objects.all()
@@ -182,15 +182,17 @@ def filter_options(city_id: int | None = None) -> tuple[list[City], list[PoiList
 
 
 def page_of_cards(filters: Filters, default_threshold: float) -> tuple[Page, list[Card]]:
+    """One page of cards. The filters are evaluated once, for the ordered ids of every
+    matching POI (a few thousand integers); the paginator counts and slices those, and only
+    the page's POIs are fetched as cards. A count and a sliced page query would each run the
+    search and the unlabelled filter over the whole city."""
     pois = in_state(pois_in_lists(filters.city_id, filters.list_id), filters.status)
     pois = search(pois, filters.q)
     if filters.unlabelled:
         pois = unlabelled(pois)
-    pois = card_queryset().filter(pk__in=pois.values("pk")).order_by(*SORTS[filters.sort][1])
-    page = Paginator(pois, filters.per_page).get_page(filters.page)
-    cards = [build_card(poi, default_threshold) for poi in page.object_list]
-    live.attach(cards, live.live_items([c.poi.pk for c in cards]))
-    return page, cards
+    ids = list(pois.order_by(*SORTS[filters.sort][1]).values_list("pk", flat=True))
+    page = Paginator(ids, filters.per_page).get_page(filters.page)
+    return page, cards_for(list(page.object_list), default_threshold)
 
 
 def cards_for(poi_ids: list[int], default_threshold: float) -> list[Card]:

@@ -31,6 +31,7 @@ from image_ranking.review import (
     calibration,
     labels,
     live,
+    rendering,
     runpanel,
     selectors,
 )
@@ -89,6 +90,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "counts": selectors.counts(filters.city_id, filters.list_id),
         "page": page,
         "cards": cards,
+        "cards_html": rendering.render_cards(request, cards, return_to),
         "page_pois": ",".join(str(pk) for pk in watch.poi_ids),
         "prev_url": page_url(Filters(**{**filters.__dict__, "page": page.number - 1}))
         if page.has_previous()

@@ -182,3 +182,23 @@ def test_the_tiles_offer_only_this_when_the_poi_has_other_candidates(staff_clien
     assert only_url(alone) not in page
     for cand in Candidate.objects.filter(poi=pois[1]):
         assert only_url(cand) in page
+
+
+def test_the_current_image_shows_the_stored_files_size_not_the_originals(
+    staff_client, settings, tmp_path
+):
+    """The lightbox of the current image gives the stored file's size and type; its
+    resolution is left to the browser (the Commons original was 4000x3000, the file is not)."""
+    settings.MEDIA_ROOT = tmp_path
+    _, _, pois = make_pois(2, 3, image_every=1, flag_every=0)
+    stored, gone = pois
+    path = tmp_path / stored.image_file.name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\xff\xd8" + b"\0" * 52_000)  # 52 KB
+    Candidate.objects.filter(poi=stored, is_winner=True).update(size=2_400_000)
+    page = staff_client.get(DASH).content.decode()
+    data = lightbox_data(page, f"t-p{stored.pk}")
+    assert data["size"].replace("\xa0", " ") == "50.8 KB"
+    assert data["mime"] == "image/jpeg" and data["resolution"] == ""
+    # A stored file that went missing: the card still shows, without a size.
+    assert lightbox_data(page, f"t-p{gone.pk}")["size"] == ""
