@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.utils import timezone
 
+from image_ranking import dbclock
 from image_ranking.models import OPEN_OUTCOMES, RankingRun, RankingRunItem
 
 MAX_WATCHED = 100  # more than the largest page
@@ -151,7 +151,8 @@ def progress_of(run: RankingRun, tally, now=None) -> Progress:
     rate = int(settings.WIKIMEDIA_RATE_PER_HOUR)  # 0 = no limit
     per_poi = 3600 / rate if rate > 0 else None
     if run.started_at and done:
-        elapsed = ((now or timezone.now()) - run.started_at).total_seconds()
+        # started_at is the database's clock: so is the estimate (no query; see dbclock)
+        elapsed = ((now or dbclock.estimate()) - run.started_at).total_seconds()
         per_poi = max(per_poi or 0.0, elapsed / done)
     eta = None if per_poi is None else int((total - done) * per_poi)
     return Progress(total, done, percent, eta)

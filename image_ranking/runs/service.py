@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
-from django.utils import timezone
+from django.db.models.functions import Now
 
 from cities.models import City, PointOfInterest
 from image_ranking.models import (
@@ -113,6 +113,9 @@ def start_run(
                 active_key=key or None,
                 created_by=user if getattr(user, "is_authenticated", False) else None,
             )
+            # auto_now_add wrote this host's clock: the database's instead, like every run and
+            # item time (the sweep compares it for a --sync run that has not started an item).
+            RankingRun.objects.filter(pk=run.pk).update(created_at=Now())
             RankingRunItem.objects.bulk_create(
                 [RankingRunItem(run=run, poi_id=poi_id) for poi_id in ids], batch_size=500
             )
@@ -203,12 +206,14 @@ def _city_object(city: City | str | int | None) -> City | None:
 
 
 # --- The life of a run and its items ---------------------------------------------------------
+# Every timestamp is the DATABASE's clock (`Now()` in the statement), never this host's: the
+# sweep, on any host, compares them with the database's clock (see image_ranking.dbclock).
 
 
 def mark_started(run_id: int) -> None:
     """The first task to start moves the run from queued to running."""
     RankingRun.objects.filter(pk=run_id, status=RankingRun.Status.QUEUED).update(
-        status=RankingRun.Status.RUNNING, started_at=timezone.now()
+        status=RankingRun.Status.RUNNING, started_at=Now()
     )
 
 
@@ -222,7 +227,7 @@ def start_item(run_id: int, poi_id: int) -> bool:
     if item.is_final and item.outcome != Outcome.FAILED:
         return False
     RankingRunItem.objects.filter(pk=item.pk).update(
-        outcome=Outcome.RUNNING, started_at=timezone.now(), finished_at=None
+        outcome=Outcome.RUNNING, started_at=Now(), finished_at=None
     )
     return True
 
@@ -232,7 +237,7 @@ def record_item(run_id: int, poi_id: int, outcome: str, reason: str = "") -> Non
     RankingRunItem.objects.update_or_create(
         run_id=run_id,
         poi_id=poi_id,
-        defaults={"outcome": outcome, "reason": reason[:500], "finished_at": timezone.now()},
+        defaults={"outcome": outcome, "reason": reason[:500], "finished_at": Now()},
     )
     finish_if_done(run_id)
 
@@ -243,14 +248,14 @@ def finish_if_done(run_id: int) -> bool:
     if RankingRunItem.objects.filter(run_id=run_id, outcome__in=OPEN_OUTCOMES).exists():
         return False
     changed = RankingRun.objects.filter(pk=run_id, status__in=RankingRun.ACTIVE).update(
-        status=RankingRun.Status.FINISHED, finished_at=timezone.now(), active_key=None
+        status=RankingRun.Status.FINISHED, finished_at=Now(), active_key=None
     )
     return bool(changed)
 
 
 def end_run(run: RankingRun, status: str, message: str = "") -> None:
     RankingRun.objects.filter(pk=run.pk).update(
-        status=status, finished_at=timezone.now(), message=message[:500], active_key=None
+        status=status, finished_at=Now(), message=message[:500], active_key=None
     )
     run.refresh_from_db()
 
@@ -265,11 +270,11 @@ def cancel_run(run: RankingRun, *, user: Any = None, reason: str = "") -> int:
     why = reason or f"cancelled by {who or 'a curator'}"
     with transaction.atomic():
         cancelled = RankingRunItem.objects.filter(run=run, outcome=Outcome.PENDING).update(
-            outcome=Outcome.CANCELLED, reason=why[:500], finished_at=timezone.now()
+            outcome=Outcome.CANCELLED, reason=why[:500], finished_at=Now()
         )
         RankingRun.objects.filter(pk=run.pk, status__in=RankingRun.ACTIVE).update(
             status=RankingRun.Status.CANCELLED,
-            finished_at=timezone.now(),
+            finished_at=Now(),
             active_key=None,
             message=f"Cancelled: {why}"[:500],
         )

@@ -12,6 +12,12 @@ Lost items are recorded as failed with the reason, and their POIs flagged when t
 real image, like any other failure. Whoever notices first sweeps: a worker when it starts
 (so a cluster restarted after a SIGKILL cleans up at once), the dashboard's progress poll,
 the Prefect task's wait, and a Django-Q schedule every minute.
+
+Every time here is the DATABASE's clock: items and runs are stamped with `Now()` by whoever
+writes them, the `swept_at` claim is one UPDATE comparing with `Now()`, and ages are measured
+from one `dbclock.now()` per sweep. Hosts whose clocks are minutes apart therefore agree on
+which item has run too long: none is declared lost while its worker still ranks it, none
+noticed late.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Max, Q
-from django.utils import timezone
+from django.db.models.functions import Now
 
+from image_ranking import dbclock
 from image_ranking.models import OPEN_OUTCOMES, RankingRun, RankingRunItem
 from image_ranking.runs import queue
 from image_ranking.runs.service import finish_if_done, task_group
@@ -41,15 +48,15 @@ def task_timeout() -> timedelta:
 def sweep_run(run: RankingRun, *, force: bool = False) -> int:
     """Record the run's lost items as failed and end the run if nothing is left; returns how
     many items it ended. Without `force`, at most once per SWEEP_INTERVAL per run."""
-    now = timezone.now()
     if not run.is_active:
         return 0
-    if not force:
+    if not force:  # written and compared in one statement on the database's clock
         claimed = RankingRun.objects.filter(pk=run.pk).filter(
-            Q(swept_at__isnull=True) | Q(swept_at__lt=now - SWEEP_INTERVAL)
+            Q(swept_at__isnull=True) | Q(swept_at__lt=Now() - SWEEP_INTERVAL)
         )
-        if not claimed.update(swept_at=now):
+        if not claimed.update(swept_at=Now()):
             return 0
+    now = dbclock.now()  # one reading for every age below
     open_items = list(
         RankingRunItem.objects.filter(run=run, outcome__in=OPEN_OUTCOMES).only(
             "pk", "poi_id", "outcome", "task_id", "started_at"
@@ -117,7 +124,7 @@ def _fail(run: RankingRun, item: RankingRunItem, reason: str) -> None:
     from image_ranking.pipeline.ranking import record_lost
 
     changed = RankingRunItem.objects.filter(pk=item.pk, outcome__in=OPEN_OUTCOMES).update(
-        outcome=Outcome.FAILED, reason=reason[:500], finished_at=timezone.now()
+        outcome=Outcome.FAILED, reason=reason[:500], finished_at=Now()
     )
     if changed:  # not recorded meanwhile by its own task
         record_lost(item.poi_id, run.pk, reason)
