@@ -31,3 +31,23 @@ def nima_scorer():
         return get_scorer("nima")
     except ScoringModelMissing as exc:
         pytest.fail(str(exc))
+
+
+@pytest.fixture(autouse=True)
+def limiter_leases_end_with_their_test():
+    """A lease or ticket still held when a test ends belongs to a thread the test left
+    behind; its test database is gone, and the heartbeat renewing it would write into the
+    next test's database (a "database table is locked" error in a later browser test). Say
+    which test left it, and stop renewing it."""
+    yield
+    import warnings
+
+    from image_ranking.commons import ratelimit
+
+    keeper = ratelimit._keeper
+    with keeper._lock:
+        held = len(keeper._slots) + len(keeper._tickets)
+        keeper._slots.clear()
+        keeper._tickets.clear()
+    if held:
+        warnings.warn(f"{held} rate-limit lease(s) outlived the test", stacklevel=1)

@@ -238,11 +238,13 @@ class SharedLimiter:
         waited for ("" when it went at once)."""
         self._ensure_rows()
         ticket: int | None = None
+        renewed: int | None = None  # the ticket the heartbeat renews while this waits
         granted = False
         what = ""
         try:
             verdict, ticket = self._attempt(holder, None)
             if ticket is not None:
+                renewed = ticket
                 _keeper.add_ticket(ticket, self.config.lease_seconds)
             while verdict.wait > 0:
                 what = verdict.what
@@ -261,10 +263,12 @@ class SharedLimiter:
             granted = True
             return what
         finally:
-            if ticket is not None:
-                _keeper.drop_ticket(ticket)
-                if not granted:
-                    self._drop_ticket(ticket)
+            # A granted attempt returns no ticket (its row is gone): the heartbeat must still
+            # forget the one it renewed, or it would write for it every beat, for ever.
+            if renewed is not None:
+                _keeper.drop_ticket(renewed)
+            if ticket is not None and not granted:
+                self._drop_ticket(ticket)
 
     def _state(self, bucket: RateLimitBucket, now: float, ticket: int | None) -> _State:
         cfg = self.config

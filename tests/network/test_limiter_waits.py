@@ -137,3 +137,20 @@ def test_the_lease_of_a_held_slot_is_renewed_while_the_request_is_open():
         assert slot.expires_at > first + 0.5
         assert slot.expires_at > database_time()
     assert read_slot().holder == ""
+
+
+def test_once_a_request_that_waited_is_done_the_heartbeat_writes_nothing_more():
+    """A waiter's ticket is renewed while it waits, and only then: before the fix, a granted
+    waiter's ticket stayed with the heartbeat, which wrote for it every beat for ever (a
+    growing UPDATE in every worker that ever waited)."""
+    from image_ranking.commons import ratelimit
+
+    made = limiter(per_hour=36_000, burst=1)  # one at once, then one every 0.1 s
+    for _ in range(3):  # the second and third wait for a token
+        with made.slot(max_wait=5):
+            pass
+    assert not ratelimit._keeper._tickets and not ratelimit._keeper._slots
+    with counting_statements() as counts:
+        ratelimit._keeper.renew()
+    assert counts == {"write": 0, "read": 0}
+    assert not RateLimitTicket.objects.exists()
