@@ -153,6 +153,19 @@ def retry_after_seconds(response: requests.Response, default: float) -> float:
         return default
 
 
+def file_page_title(title: str) -> str:
+    """A File: page title as Commons names it: the namespace added, underscores as spaces."""
+    title = title.replace("_", " ")
+    return title if title.startswith("File:") else f"File:{title}"
+
+
+def titles_not_found(titles: list[str], found: list[CommonsCandidate]) -> list[str]:
+    """The `titles` asked for with `titles=` that gave no candidate: pages that do not exist,
+    or files that are no raster photo."""
+    got = {c.title for c in found}
+    return [file_page_title(t) for t in titles if file_page_title(t) not in got]
+
+
 class CommonsClient:
     """Searches Commons for a POI's candidate photos; retries transient faults.
 
@@ -214,11 +227,11 @@ class CommonsClient:
         """The raster photos among the File: pages `titles` (in that order), in ONE request;
         titles that do not exist are left out. Raises CommonsError when Commons cannot
         answer."""
-        wanted = [t if t.startswith("File:") else f"File:{t}" for t in titles]
+        wanted = [file_page_title(t) for t in titles]
         found = self.search_candidates(
             "|".join(wanted), limit=len(wanted), params=self.title_params(wanted)
         )
-        order = {title.replace("_", " "): rank for rank, title in enumerate(wanted, start=1)}
+        order = {title: rank for rank, title in enumerate(wanted, start=1)}
         ranked = [replace(c, search_rank=order.get(c.title, len(order) + 1)) for c in found]
         return sorted(ranked, key=lambda c: c.search_rank)
 

@@ -167,7 +167,7 @@ def _rank_claimed(
     replace_existing: bool,
     model_name: str | None,
 ) -> tuple[Outcome, dict[str, Any]]:
-    from image_ranking.commons.client import CommonsError, get_commons_client
+    from image_ranking.commons.client import CommonsError, get_commons_client, titles_not_found
     from image_ranking.scoring import get_scorer
 
     scorer = get_scorer(model_name)  # ScoringModelMissing propagates: a deployment fault
@@ -177,7 +177,10 @@ def _rank_claimed(
     try:
         client = get_commons_client()
         if ranking.file_titles:
-            found = client.candidates_for_titles(list(ranking.file_titles)[:MAX_CANDIDATES])
+            titles = list(ranking.file_titles)[:MAX_CANDIDATES]
+            found = client.candidates_for_titles(titles)
+            if missing := titles_not_found(titles, found):  # said on the card, not dropped
+                searched = f"{searched}; not on Commons or no photo: {', '.join(missing)}"[:500]
         else:
             depth = max(MAX_CANDIDATES, int(settings.IMAGE_RANKING_SEARCH_DEPTH))
             found = client.search_candidates(ranking.search_query or poi.name, limit=depth)
@@ -191,7 +194,11 @@ def _rank_claimed(
     _score_batch(items, scorer)
     rows = _save_candidates(poi, items, scorer.name)
     scored = [s for s in items if s.score is not None]
-    best_score = max((s.score for s in scored), default=None)
+    # The best score the winner choice could take: an ineligible candidate (too far, another
+    # POI's photo) never wins, so its score is no "best" beside the threshold.
+    best_score = max(
+        (s.rank_score for s in scored if s.eligible and s.rank_score is not None), default=None
+    )
     common = {
         "model_name": scorer.name,
         "best_score": best_score,
@@ -251,9 +258,10 @@ def _rank_claimed(
         return Outcome.FAILED, {**common, **_fetch_failed(poi, ranking, reason, has_real_image)}
     if has_real_image:
         flags.resolve_flag(poi, ranking)  # the POI has an image: nothing to flag
-        return Outcome.RANKED, {**common, "reason": _why_nothing(items, threshold)[:500]}
+        reason = _why_nothing(items, threshold, ranking)
+        return Outcome.RANKED, {**common, "reason": reason[:500]}
     aggregate = _flag_for(items)
-    reason = _why_nothing(items, threshold)
+    reason = _why_nothing(items, threshold, ranking)
     flag = flags.set_flag(poi, ranking, aggregate, reason)
     fields = {**common, "reason": reason[:500], "validation": flag}
     if settings.IMAGE_RANKING_FALLBACK and not poi.image_file:
@@ -290,8 +298,14 @@ def _flag_for(items: list[_Scored]) -> str:
     return flags.NO_IMAGES
 
 
-def _why_nothing(items: list[_Scored], threshold: float) -> str:
+def _why_nothing(items: list[_Scored], threshold: float, ranking: PoiRanking) -> str:
     if not items:
+        if ranking.file_titles:
+            return "None of the File: titles chosen by a curator is a raster photo on Commons"
+        if ranking.search_query:
+            return (
+                f"No raster photo found on Commons for the curator's query “{ranking.search_query}”"
+            )
         return "No raster photo found on Commons for this name"
     eligible = [s for s in items if s.eligible and s.score is not None]
     if eligible:

@@ -251,6 +251,24 @@ def test_only_far_candidates_flag_no_images(commons_server, make_poi):
     assert rank_poi(poi.pk, threshold=0) == Outcome.FLAGGED
     [flag] = flags_of(poi)
     assert flag.aggregate == "no_images" and "too far" in flag.description
+    # Its score is shown on its tile, but it is no "best" beside the threshold: it cannot win.
+    assert Candidate.objects.get(poi=poi).score is not None
+    assert PoiRanking.objects.get(poi=poi).best_score is None
+
+
+def test_the_best_score_is_the_best_a_winner_could_have(commons_server, make_poi):
+    """An ineligible candidate scoring higher than the eligible ones does not set the POI's
+    best score (the card's "best" chip and the "Best score" sort)."""
+    poi = make_poi("Pastéis de Belém", coords=(38.69763, -9.20301))
+    far = commons_server.add_file("Pasteis Brazil.jpg", big("coffee"), coords=(-23.55, -46.63))
+    near = commons_server.add_file(
+        "Pasteis.jpg", jpeg_bytes("chelsea", degraded="dark"), coords=(38.6977, -9.2031)
+    )
+    commons_server.set_results("Pastéis de Belém", [far, near])
+    rank_poi(poi.pk, threshold=9.9)
+    rows = {c.title: c for c in Candidate.objects.filter(poi=poi)}
+    assert rows[far.title].score > rows[near.title].rank_score  # the far one scores higher
+    assert PoiRanking.objects.get(poi=poi).best_score == rows[near.title].rank_score
 
 
 def test_scope_all_keeps_an_existing_image_unless_replace_is_asked(

@@ -44,7 +44,26 @@ def test_pasted_file_titles_are_fetched_in_one_request_and_trusted(make_poi, com
     assert set(rows) == {wanted.title, also.title}  # the missing page is left out
     assert rows[wanted.title].is_winner  # the curator's order, not the other POI's name, counts
     assert all(c.eligible for c in rows.values())
-    assert "File titles chosen by a curator" in PoiRanking.objects.get(poi=poi).searched_for
+    searched_for = PoiRanking.objects.get(poi=poi).searched_for
+    assert searched_for.startswith("File titles chosen by a curator")
+    # The title Commons does not know is said on the card, not dropped without a word.
+    assert searched_for.endswith("; not on Commons or no photo: File:Does not exist.jpg")
+
+
+def test_a_curators_query_or_titles_that_find_nothing_say_so(make_poi, commons_server):
+    poi = make_poi("Jardim Zoológico")
+    save_search(poi, "Lisbon Zoo", [])
+    assert rank_poi(poi.pk, threshold=0) == Outcome.FLAGGED
+    reason = PoiRanking.objects.get(poi=poi).reason
+    assert reason == "No raster photo found on Commons for the curator's query “Lisbon Zoo”"
+
+    save_search(poi, "", ["File:Nowhere.jpg"])
+    assert rank_poi(poi.pk, threshold=0) == Outcome.FLAGGED
+    ranking = PoiRanking.objects.get(poi=poi)
+    assert ranking.reason == (
+        "None of the File: titles chosen by a curator is a raster photo on Commons"
+    )
+    assert ranking.searched_for.endswith("not on Commons or no photo: File:Nowhere.jpg")
 
 
 @pytest.mark.parametrize(
