@@ -119,6 +119,14 @@ def _accent_classes() -> dict[str, str]:
 
 
 _REGEX_SPECIALS = set(".^$*+?()[]{}|\\-/")
+# Marks that names write several ways: a typed apostrophe finds the curly ones, a typed
+# hyphen the en and em dashes.
+_APOSTROPHES = "'\u2018\u2019\u02bc`\u00b4"
+_DASHES = "-\u2010\u2011\u2012\u2013\u2014\u2212"
+_PUNCTUATION_CLASSES = {
+    **dict.fromkeys(_APOSTROPHES, f"[{_APOSTROPHES}]"),
+    **dict.fromkeys(_DASHES, f"[{_DASHES}]"),  # "-" first in the class: a literal
+}
 
 
 def fold(text: str) -> str:
@@ -130,12 +138,15 @@ def fold(text: str) -> str:
 def name_pattern(query: str) -> str:
     """A regular expression (the common subset of Python's, used by Django on SQLite, and
     PostgreSQL's) matching `query` in a name whatever its accents: each letter becomes the
-    class of its accented forms ("belem" -> "b[eèéêë...]l[eèéêë...]m")."""
+    class of its accented forms ("belem" -> "b[eèéêë...]l[eèéêë...]m"), and an apostrophe or
+    a dash the class of its typographic forms ("Sant'Ignazio" finds "Sant\u2019Ignazio")."""
     classes = _accent_classes()
     out = []
     for char in fold(query):
         if char in classes:
             out.append(f"[{classes[char]}]")
+        elif char in _PUNCTUATION_CLASSES:
+            out.append(_PUNCTUATION_CLASSES[char])
         elif char in _REGEX_SPECIALS:
             out.append("\\" + char)
         else:

@@ -62,6 +62,21 @@ def test_regex_characters_are_searched_literally(staff_client, lisbon, query):
     assert response.status_code == 200 and shown(response) == []
 
 
+@pytest.mark.parametrize(
+    "query, name",
+    [
+        ("Sant'Ignazio", "Sant\u2019Ignazio di Loyola"),
+        ("Sant\u2019Ignazio", "Sant'Ignazio di Loyola"),
+        ("MUDE - Museu", "MUDE \u2013 Museu do Design"),
+        ("'Trieste'", "Quartiere \u2018Trieste\u2019"),
+    ],
+)
+def test_apostrophes_and_dashes_match_their_typographic_forms(staff_client, lisbon, query, name):
+    _, _, pois = lisbon
+    rename(pois[4], name)
+    assert shown(staff_client.get(URL, {"q": query})) == [pois[4].pk]
+
+
 def test_search_pattern_is_literal_outside_letters():
     assert selectors.name_pattern("a.b") == f"[{selectors._accent_classes()['a']}]\\.b"
     assert selectors.fold("São Tomé") == "sao tome"
