@@ -119,6 +119,24 @@ class Tile:
         return rank_score(self.candidate) if self.candidate else None
 
     @property
+    def can_label(self) -> bool:
+        """Good/Bad/Clear are offered: never on the category fallback, no photo of the POI."""
+        return not self.fallback
+
+    @property
+    def photo_of_another(self) -> bool:
+        """The ranking found this file is another POI's photo (`shared_photos`); "Use this
+        image" would be refused, so the tile offers none (its note says whose it is)."""
+        from image_ranking.pipeline.shared_photos import is_taken_reason
+
+        c = self.candidate
+        return bool(c and not c.eligible and is_taken_reason(c.ineligible_reason))
+
+    @property
+    def can_use(self) -> bool:
+        return bool(self.use_url) and not self.photo_of_another
+
+    @property
     def penalised(self) -> bool:
         """The winner choice ranked it below its model score (a blurred copy)."""
         c = self.candidate

@@ -6,6 +6,9 @@ one label, or a group of one POI's labels made by one action ("Only this"), undo
 A label records the model and the score it was given against: the score the winner choice
 compares with the threshold (`Candidate.rank_score`, else the model's score), so the
 calibration panel's threshold means the same as a run's.
+
+The category fallback image is not a photo of its POI: it is never labelled
+(`label_current_image` refuses it) and the export leaves out labels of it made before.
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ class LabelChange:
     poi_id: int
     image_url: str
     previous: LabelState | None
+    # USE: the automatic good label of "Use this image" (its undo takes back only the label;
+    # `title` names the candidate for the undo's message). "" for a label button's change.
+    action: str = ""
+    title: str = ""
 
     def to_session(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,6 +65,8 @@ class LabelChange:
             poi_id=int(data["poi_id"]),
             image_url=str(data["image_url"]),
             previous=LabelState(**prev) if prev else None,
+            action=str(data.get("action", "")),
+            title=str(data.get("title", "")),
         )
 
 
@@ -130,12 +139,31 @@ def label_candidate(candidate: Candidate, label: str | None, *, user: Any = None
     )
 
 
+USE = "use"  # LabelChange.action of "Use this image"
+
+
+def label_chosen_candidate(candidate: Candidate, *, user: Any = None) -> LabelChange:
+    """The good label "Use this image" gives the candidate it stored (a curator's explicit
+    choice). Its change remembers that, so undoing it can say that only the label goes: the
+    stored image stays, the file it replaced is gone."""
+    change = label_candidate(candidate, Label.GOOD, user=user)
+    change.action, change.title = USE, candidate.title
+    return change
+
+
+def uses_fallback(poi: PointOfInterest) -> bool:
+    """The POI's current image is its category's fallback image, not a photo of it."""
+    return PoiRanking.objects.filter(poi=poi, image_origin=PoiRanking.Origin.FALLBACK).exists()
+
+
 def label_current_image(
     poi: PointOfInterest, label: str | None, *, user: Any = None
 ) -> LabelChange:
     url = current_image_url(poi)
     if url is None:
         raise ValueError("this POI has no image to label")
+    if uses_fallback(poi):
+        raise ValueError("the category fallback image is not a photo of this POI")
     source = current_image_candidate(poi)
     return set_label(
         poi,
@@ -302,7 +330,9 @@ def export_rows(absolute: Callable[[str], str] = _same_url) -> Iterator[dict[str
     (of the media URL) and the candidate's are one row, with the candidate's Commons URL,
     id, sha1, size and search rank and `current_image_url` set; when both are labelled, the
     later label counts. The candidate of a current image is the winner when the pipeline
-    or a curator stored it, else the candidate with the stored file's sha1. `absolute` makes
+    or a curator stored it, else the candidate with the stored file's sha1. A label of a
+    current image that is the category fallback is left out: that image is no photo of the
+    POI (labels made before fallbacks were refused). `absolute` makes
     a site path ("/media/...") an absolute URL (`request.build_absolute_uri`)."""
     rows = (
         ImageTrainingData.objects.select_related("poi__city", "labelled_by")
@@ -359,6 +389,8 @@ def _export_batch(
             own = by_sha1.get((poi.pk, sha1)) if sha1 else None
         merged: dict[str, ImageTrainingData] = {}  # picture key -> the label that counts
         for row in group:
+            if origin == Origin.FALLBACK and current_url and row.image_url == current_url:
+                continue  # the category fallback: not a photo of the POI
             key = (
                 own.image_url if own is not None and row.image_url == current_url else row.image_url
             )

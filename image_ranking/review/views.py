@@ -161,6 +161,12 @@ def label_current(request: HttpRequest, poi_id: int) -> HttpResponse:
         return bad_request(form)
     if not poi.image_file:
         return error(request, "This POI has no image to label.")
+    if labels.uses_fallback(poi):
+        return error(
+            request,
+            "The category fallback image is not a photo of this POI and cannot be labelled: "
+            "give it a photo with “Use this image” or Re-rank.",
+        )
     change = labels.label_current_image(poi, form.value(), user=request.user)
     labels.push_undo(request.session, change)
     return answer_tile(request, poi.pk, change.image_url, _label_message(change, form.value()))
@@ -170,7 +176,10 @@ def label_current(request: HttpRequest, poi_id: int) -> HttpResponse:
 @require_POST
 def undo_label(request: HttpRequest) -> HttpResponse:
     """Take back the last action: one label (answered with its tile) or a bulk action's
-    group of labels (answered with the POI's card, see `bulk.undo_group`)."""
+    group of labels (answered with the POI's card, see `bulk.undo_group`).
+
+    After "Use this image" the last action's undoable part is its good label: the label goes
+    and the message says the image stays (the file it replaced is gone), see `use_candidate`."""
     step = labels.pop_undo(request.session)
     if step is None:
         return error(request, "Nothing to undo.")
@@ -178,8 +187,18 @@ def undo_label(request: HttpRequest) -> HttpResponse:
         return bulk.undo_group(request, step)
     (change,) = step.changes
     labels.undo(change)
-    message = "Undone: label restored." if change.previous else "Undone: label removed."
-    return answer_tile(request, change.poi_id, change.image_url, message)
+    return answer_tile(request, change.poi_id, change.image_url, _undo_message(change))
+
+
+def _undo_message(change: labels.LabelChange) -> str:
+    if change.action == labels.USE:
+        title = change.title or "this image"
+        earlier = f" (its earlier {change.previous.label} label is back)" if change.previous else ""
+        return (
+            f"Undone: the good label of “{title}”{earlier}. "
+            "The image stays: pick another with “Use this image”."
+        )
+    return "Undone: label restored." if change.previous else "Undone: label removed."
 
 
 # --- Images and ranking ---------------------------------------------------------------------
@@ -188,11 +207,26 @@ def undo_label(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 @require_POST
 def use_candidate(request: HttpRequest, candidate_id: int) -> HttpResponse:
-    """Store this candidate as the POI's image (the pipeline's storage path)."""
+    """Store this candidate as the POI's image (the pipeline's storage path) and label it good.
+
+    Refused (409, nothing changed, nothing downloaded) when the file is already the current
+    image of another POI of the city: one photo, one place (`shared_photos.holder`).
+
+    The good label is pushed as an undo step, so `u` right after takes back this action's
+    label, not an older action on some other image a curator no longer has in mind; the undo
+    message says the image stays, since the file it replaced cannot come back."""
     from image_ranking.commons.downloads import DownloadError
+    from image_ranking.pipeline import shared_photos
     from image_ranking.pipeline.storage import StorageError, store_candidate_as_image
 
     candidate = get_object_or_404(Candidate.objects.select_related("poi"), pk=candidate_id)
+    taken = shared_photos.holder(candidate.poi, candidate.sha1, candidate.image_url)
+    if taken is not None:
+        return error(
+            request,
+            f"Not used: “{candidate.title}” is {taken.reason()}. "
+            "One photo, one place: choose another image for this POI.",
+        )
     try:
         store_candidate_as_image(candidate, user=request.user)
     except (DownloadError, StorageError) as exc:
@@ -201,7 +235,7 @@ def use_candidate(request: HttpRequest, candidate_id: int) -> HttpResponse:
             request, candidate.poi_id, f"Could not use this image: {exc}", level="error"
         )
     # Choosing an image is an explicit "good" from the curator.
-    labels.push_undo(request.session, labels.label_candidate(candidate, "good", user=request.user))
+    labels.push_undo(request.session, labels.label_chosen_candidate(candidate, user=request.user))
     return answer_card(request, candidate.poi_id, f"Now using “{candidate.title}”.")
 
 
