@@ -19,6 +19,7 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404, render
+from django.template.defaultfilters import pluralize
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
@@ -357,11 +358,14 @@ def bootstrap_labels(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest("Unknown city.", content_type="text/plain")
     result = bootstrap.bootstrap(city_id)
     message = (
-        f"Bootstrap: {result.good} good and {result.bad} bad labels added "
-        f"from {result.pois} curated POIs; existing labels kept."
+        f"Bootstrap: {result.good} good and {result.bad} bad label{pluralize(result.bad)} added "
+        f"from {result.pois} curated POI{pluralize(result.pois)}; existing labels kept."
     )
     if result.removed:
-        message += f" {result.removed} bootstrap bad labels of curated images removed."
+        message += (
+            f" {result.removed} bootstrap bad label{pluralize(result.removed)} of curated "
+            "images removed."
+        )
     response = _calibration_answer(request, post_filters(request).model, message)
     if request.htmx:  # the list reloads itself, so the new labels show on the cards
         trigger_client_event(response, LABELS_BOOTSTRAPPED_EVENT, {"good": result.good})
