@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.db.models import Count
 
 from image_ranking import dbclock
 from image_ranking.models import OPEN_OUTCOMES, RankingRun, RankingRunItem
@@ -64,12 +65,54 @@ def _rank(item: LiveItem) -> tuple[bool, bool]:
 
 
 def attach(cards: list, items: dict[int, LiveItem]) -> None:
-    """Give each card its POI's live item."""
+    """Give each card its POI's live item, and a queued one-POI re-rank what it waits behind
+    (`queued_behind`, "" when nothing is ahead)."""
+    behind = queued_behind(items)
     for card in cards:
         item = items.get(card.poi.pk)
+        card.queued_behind = ""
         if item:
             card.live_outcome, card.live_run_id = item.outcome, item.run_id
             card.live_run_kind = item.run_kind
+            if item.run_kind == RankingRun.Kind.POI and item.outcome == Outcome.PENDING:
+                card.queued_behind = behind.get(item.run_id, "")
+
+
+def queued_behind(items: dict[int, LiveItem]) -> dict[int, str]:
+    """{one-POI run id: "run 5 (31 POIs ahead)"} for the queued one-POI re-ranks among
+    `items`. Django-Q's ORM broker hands tasks out in the order they were queued, so a
+    re-rank queued during a batch run waits until the open items of the active runs started
+    before it are done. One query, and only when such a re-rank is there."""
+    waiting = {
+        item.run_id
+        for item in items.values()
+        if item.run_kind == RankingRun.Kind.POI and item.outcome == Outcome.PENDING
+    }
+    if not waiting:
+        return {}
+    rows = (
+        RankingRunItem.objects.filter(
+            run_id__lt=max(waiting), run__status__in=RankingRun.ACTIVE, outcome__in=OPEN_OUTCOMES
+        )
+        .values("run_id")
+        .annotate(open=Count("pk"))
+        .order_by("run_id")
+    )
+    open_items = [(row["run_id"], row["open"]) for row in rows]
+    found = {}
+    for run_id in waiting:
+        ahead = [(pk, n) for pk, n in open_items if pk < run_id]
+        if ahead:
+            found[run_id] = behind_text(ahead)
+    return found
+
+
+def behind_text(ahead: list[tuple[int, int]]) -> str:
+    """ "run 5 (31 POIs ahead)", "runs 5 and 7 (40 POIs ahead)"."""
+    ids = [str(pk) for pk, _ in ahead]
+    runs = f"run {ids[0]}" if len(ids) == 1 else f"runs {', '.join(ids[:-1])} and {ids[-1]}"
+    count = sum(n for _, n in ahead)
+    return f"{runs} ({count} POI{'s' if count != 1 else ''} ahead)"
 
 
 def batch_states(items: dict[int, LiveItem]) -> dict[int, str]:
@@ -126,10 +169,24 @@ class Watch:
 
 @dataclass
 class Progress:
+    """`percent` is the share of POIs ranked (cancelled ones are not: a cancelled run's bar
+    shows them apart, `cancelled_percent`)."""
+
     total: int
     processed: int
     percent: int
     eta_seconds: int | None
+    cancelled: int = 0
+    per_poi_seconds: float | None = None  # the expected time per POI (None: no limit, no pace)
+
+    @property
+    def ranked(self) -> int:
+        """Processed and not cancelled: what the bar fills."""
+        return self.processed - self.cancelled
+
+    @property
+    def cancelled_percent(self) -> int:
+        return 0 if not self.total else int(100 * self.cancelled / self.total)
 
     @property
     def eta_text(self) -> str:
@@ -145,9 +202,10 @@ def progress_of(run: RankingRun, tally, now=None) -> Progress:
     """Percent done and an ETA: one Commons request per POI, so the rate limit bounds the pace;
     once the run has a measured pace and it is slower, that one counts."""
     total, done = tally.total, min(tally.processed, tally.total)
-    percent = 100 if total == 0 else int(100 * done / total)
+    cancelled = min(tally.cancelled, done)
+    percent = 100 if total == 0 else int(100 * (done - cancelled) / total)
     if not run.is_active or total == 0:
-        return Progress(total, done, percent, None)
+        return Progress(total, done, percent, None, cancelled)
     rate = int(settings.WIKIMEDIA_RATE_PER_HOUR)  # 0 = no limit
     per_poi = 3600 / rate if rate > 0 else None
     if run.started_at and done:
@@ -155,4 +213,4 @@ def progress_of(run: RankingRun, tally, now=None) -> Progress:
         elapsed = ((now or dbclock.estimate()) - run.started_at).total_seconds()
         per_poi = max(per_poi or 0.0, elapsed / done)
     eta = None if per_poi is None else int((total - done) * per_poi)
-    return Progress(total, done, percent, eta)
+    return Progress(total, done, percent, eta, cancelled, per_poi)

@@ -39,13 +39,26 @@ def _watch(data, *, shown: str = "") -> live.Watch | None:
 
 
 def _panel_answer(
-    request: HttpRequest, run: RankingRun, watch: live.Watch, return_to: str
-) -> HttpResponse:
-    """The run panel, plus (htmx) the watched cards whose state changed, swapped in place."""
+    request: HttpRequest,
+    run: RankingRun,
+    watch: live.Watch,
+    return_to: str,
+    *,
+    shown_done: int | None = None,
+) -> tuple[HttpResponse, runpanel.Panel]:
+    """The run panel, plus (htmx) the watched cards whose state changed, swapped in place.
+    With `shown_done` (a poll: the processed count the page shows) the header counts come
+    along too whenever something changed: a card, the processed count, or the run ended.
+    A poll that changed nothing costs no query more."""
     now, cards = runpanel.changed_cards(watch)
     run_panel = runpanel.panel(run, watch, now, return_to, broker=True)
     html = render_to_string("image_ranking/_progress.html", run_panel.context(), request)
-    return HttpResponse(html + runpanel.oob_cards(request, cards, return_to))
+    html += runpanel.oob_cards(request, cards, return_to)
+    if shown_done is not None and (
+        cards or not run_panel.polling or run_panel.tally.processed != shown_done
+    ):
+        html += runpanel.oob_counts(request, filters_from_return_to(return_to))
+    return HttpResponse(html), run_panel
 
 
 @staff_member_required
@@ -84,7 +97,7 @@ def start_ranking_run(request: HttpRequest) -> HttpResponse:
     if not request.htmx:
         messages.success(request, message)
         return HttpResponseRedirect(page_url(filters))
-    response = _panel_answer(request, run, watch, return_to_query(filters))
+    response, _ = _panel_answer(request, run, watch, return_to_query(filters))
     response.content += oob(request, filters, message, "success").encode()
     return response
 
@@ -92,9 +105,11 @@ def start_ranking_run(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 @require_GET
 def run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
-    """The run panel; it polls itself while the run is active and stops when it ends. Each
-    poll sweeps the run (lost tasks end as failed, so a dead run ends while curators watch)
-    and brings the cards of the page's POIs whose item changed."""
+    """The run panel; it polls itself while the run is active (or cancelled with POIs still
+    being ranked) and stops when it ends. Each poll sweeps the run (lost tasks end as failed,
+    so a dead run ends while curators watch) and brings the cards of the page's POIs whose
+    item changed, and the header counts when anything changed (`done`: the processed count
+    the page shows)."""
     from image_ranking.runs.sweep import sweep_run
 
     run = get_object_or_404(RankingRun.objects.select_related("city"), pk=run_id)
@@ -104,9 +119,11 @@ def run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
     if run.is_active:
         sweep_run(run)
         run.refresh_from_db()
+    done = request.GET.get("done", "")[:12]
+    shown_done = int(done) if done.isdecimal() else -1  # none given: the counts come along
     return_to = return_to_query(filters_from_return_to(request.GET.get("return_to", "")))
-    response = _panel_answer(request, run, watch, return_to)
-    if not run.is_active:
+    response, run_panel = _panel_answer(request, run, watch, return_to, shown_done=shown_done)
+    if not run_panel.polling:
         trigger_client_event(response, RUN_FINISHED_EVENT, {"run": run.pk})
     return response
 
@@ -114,7 +131,8 @@ def run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
 @staff_member_required
 @require_POST
 def cancel_ranking_run(request: HttpRequest, run_id: int) -> HttpResponse:
-    """Cancel an active run: its queued POIs are not ranked; the one in hand finishes."""
+    """Cancel an active run: its queued POIs are not ranked; those in hand finish, and the
+    panel keeps polling until they are recorded."""
     from image_ranking.runs.service import cancel_run
 
     run = get_object_or_404(RankingRun.objects.select_related("city"), pk=run_id)
@@ -126,7 +144,7 @@ def cancel_ranking_run(request: HttpRequest, run_id: int) -> HttpResponse:
     if not request.htmx:
         messages.success(request, message)
         return HttpResponseRedirect(page_url(filters))
-    response = _panel_answer(request, run, live.Watch(), return_to_query(filters))
+    response, _ = _panel_answer(request, run, live.Watch(), return_to_query(filters))
     response.content += oob(request, filters, message, "success").encode()
     trigger_client_event(response, RUN_FINISHED_EVENT, {"run": run.pk})
     return response

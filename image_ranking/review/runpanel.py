@@ -8,15 +8,17 @@ place.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db.models import Count, Max
+from django.db.models import Count, DateTimeField, Max, Subquery
 from django.http import HttpRequest
+from django.template.loader import render_to_string
 from django.utils import timezone
 
-from image_ranking.models import RankingRun, RunTally
+from image_ranking import dbclock
+from image_ranking.models import RankingRun, RankingRunItem, RunTally
 from image_ranking.review import calibration, live, rendering, selectors
 from image_ranking.review.cards import Card, url_for
 
@@ -32,6 +34,8 @@ class Panel:
     cancel_url: str = ""
     return_to: str = ""
     held: Held | None = None
+    polling: bool = False  # the run is active, or cancelled with POIs still being ranked
+    summary: str = ""  # a cancelled run's outcome in words
 
     def context(self) -> dict:
         return {
@@ -39,6 +43,8 @@ class Panel:
             "tally": self.tally,
             "progress": self.progress,
             "held": self.held,
+            "polling": self.polling,
+            "summary": self.summary,
             "poll_url": self.poll_url,
             "cancel_url": self.cancel_url,
             "return_to": self.return_to,
@@ -46,26 +52,33 @@ class Panel:
         }
 
 
+# A POI's fetch and scoring take some seconds whatever the rate allows: a cluster that has
+# finished nothing for less than this is not taken for dead.
+MIN_STALL = timedelta(seconds=60)
+
+
 @dataclass(frozen=True)
 class Held:
-    """Tasks a cluster took from the ORM broker and has not finished: each is locked until
-    its hand-out plus `Q_CLUSTER["retry"]` seconds. A busy cluster finishes them; a dead one
-    never does, and they are handed out again only once that lock passes."""
+    """Tasks of the run a cluster took from the ORM broker and has not finished: each is
+    locked until its hand-out plus `Q_CLUSTER["retry"]` seconds. A busy cluster finishes
+    them; a dead one never does, and they are handed out again only once that lock passes.
+    Only then (`stalled_seconds`: nothing of the run finished for longer than a POI takes) is
+    it worth saying."""
 
-    count: int
+    count: int  # never more than the run's open items
     wait_seconds: int  # until the last lock passes
-    worst_eta_seconds: int | None  # the ETA if every held task must wait for it
+    stalled_seconds: int | None = None  # set when the run looks stalled
 
     @property
     def text(self) -> str:
-        if not self.count:
+        if not self.count or self.stalled_seconds is None:
             return ""
-        minutes = max(1, round(self.worst_eta_seconds / 60))
-        eta = f"{minutes} min" if minutes < 90 else f"{minutes / 60:.1f} h"
+        stalled = max(1, round(self.stalled_seconds / 60))
         return (
-            f"{self.count} task{'s' if self.count != 1 else ''} held by a worker; if it died, "
-            f"they are handed out again in {max(1, round(self.wait_seconds / 60))} min "
-            f"(then up to {eta} left)"
+            f"No POI of this run finished for {stalled} min; {self.count} "
+            f"task{'s are' if self.count != 1 else ' is'} held by a worker. If it died, "
+            f"{'they are' if self.count != 1 else 'it is'} handed out again in "
+            f"{max(1, round(self.wait_seconds / 60))} min."
         )
 
 
@@ -75,21 +88,81 @@ def rate_per_poi() -> float:
     return 3600 / rate if rate > 0 else 0.0
 
 
-def held_tasks(progress: live.Progress, now: datetime | None = None) -> Held:
-    """The tasks of this cluster's queue that a cluster holds (lock in the future), and the
-    ETA if they must wait for their lock to pass (one query)."""
+def held_tasks(
+    run: RankingRun, tally: RunTally, progress: live.Progress, now: datetime | None = None
+) -> Held:
+    """The run's tasks a cluster holds (lock in the future), at most its open items, and
+    whether the run looks stalled: no item of it finished (or, before the first, the run
+    started) for longer than the expected time per POI. One query (none when nothing is
+    open): the broker's rows do not say their run, its items' last finish comes along."""
     from django_q.models import OrmQ
 
+    open_items = tally.total - tally.processed
+    if open_items <= 0:
+        return Held(0, 0)
     now = now or timezone.now()
-    row = OrmQ.objects.filter(key=settings.Q_CLUSTER["name"], lock__gt=now).aggregate(
-        count=Count("pk"), last=Max("lock")
+    last_finished = (
+        RankingRunItem.objects.filter(run_id=run.pk, finished_at__isnull=False)
+        .order_by("-finished_at")
+        .values("finished_at")[:1]
     )
-    if not row["count"]:
-        return Held(0, 0, progress.eta_seconds)
+    row = OrmQ.objects.filter(key=settings.Q_CLUSTER["name"], lock__gt=now).aggregate(
+        count=Count("pk"),
+        last=Max("lock"),
+        finished=Max(Subquery(last_finished, output_field=DateTimeField())),
+    )
+    count = min(row["count"], open_items)
+    if not count:
+        return Held(0, 0)
     wait = int((row["last"] - now).total_seconds())
-    count = min(row["count"], progress.total - progress.processed) or row["count"]
-    worst = max(progress.eta_seconds or 0, int(wait + count * rate_per_poi()))
-    return Held(row["count"], wait, worst)
+    since = row["finished"] or run.started_at or run.created_at
+    # item and run times are the database's clock: so is the estimate (no query)
+    age = (dbclock.estimate() - since).total_seconds() if since else 0.0
+    expected = max(progress.per_poi_seconds or 0.0, MIN_STALL.total_seconds())
+    return Held(count, wait, int(age) if age > expected else None)
+
+
+def finishing(run: RankingRun, tally: RunTally) -> bool:
+    """A cancelled run whose POIs being ranked at the cancel have not all been recorded yet:
+    the panel keeps polling for them. Bounded by the task timeout (plus the sweep's grace)
+    after the cancel, by when each has finished or is lost."""
+    if run.status != RankingRun.Status.CANCELLED or not tally.running or not run.finished_at:
+        return False
+    from image_ranking.runs.sweep import GRACE, task_timeout
+
+    return dbclock.estimate() < run.finished_at + task_timeout() + GRACE
+
+
+def cancel_summary(run: RankingRun, tally: RunTally, still_finishing: bool) -> str:
+    """ "Cancelled: 9 of 39 ranked before the cancel (7 ranked, 2 flagged), 30 not started"."""
+    if run.status != RankingRun.Status.CANCELLED:
+        return ""
+    done = tally.processed - tally.cancelled
+    parts = [
+        f"{n} {label}"
+        for n, label in (
+            (tally.updated, "updated"),
+            (tally.ranked, "ranked"),
+            (tally.flagged, "flagged"),
+            (tally.failed, "failed"),
+            (tally.skipped, "skipped"),
+        )
+        if n
+    ]
+    detail = f" ({', '.join(parts)})" if parts else ""
+    if still_finishing:
+        poi = "POI" if tally.running == 1 else "POIs"
+        return (
+            f"Cancelling: {tally.running} {poi} being ranked finish first; {done} of "
+            f"{tally.total} ranked so far{detail}, {tally.cancelled} not started."
+        )
+    text = (
+        f"Cancelled: {done} of {tally.total} ranked before the cancel{detail}, "
+        f"{tally.cancelled} not started."
+    )
+    if tally.running:
+        text += f" {tally.running} never recorded (its worker was lost)."
+    return text
 
 
 def panel(
@@ -102,15 +175,18 @@ def panel(
 ) -> Panel:
     """The panel of `run`, polling with the page's POIs and the states shown to them. With
     `broker` (the panel's own answers: start and poll, not the page) it also reads the tasks
-    a cluster holds (`held_tasks`), so the page costs no query more."""
+    a cluster holds (`held_tasks`), so the page costs no query more. The poll URL carries the
+    processed count it shows (`done`), so the next poll knows when the header counts changed."""
     if run is None:
         return Panel(None, None, None, return_to=return_to)
     tally = run.tally()
+    still_finishing = finishing(run, tally)
     query = watch.query(now)
+    query = f"{query}&" if query else ""
+    query += urlencode({"done": tally.processed})
     if return_to:
-        query = f"{query}&" if query else ""
-        query += urlencode({"return_to": return_to})
-    poll_url = url_for("run_progress", run.pk) + (f"?{query}" if query else "")
+        query += "&" + urlencode({"return_to": return_to})
+    poll_url = url_for("run_progress", run.pk) + f"?{query}"
     progress = live.progress_of(run, tally)
     return Panel(
         run,
@@ -119,7 +195,9 @@ def panel(
         poll_url=poll_url,
         cancel_url=url_for("cancel_run", run.pk) if run.is_active else "",
         return_to=return_to,
-        held=held_tasks(progress) if broker and run.is_active else None,
+        held=held_tasks(run, tally, progress) if broker and run.is_active else None,
+        polling=run.is_active or still_finishing,
+        summary=cancel_summary(run, tally, still_finishing),
     )
 
 
@@ -140,6 +218,12 @@ def changed_cards(watch: live.Watch) -> tuple[dict[int, str], list[Card]]:
     changed = watch.changed(now)
     cards = selectors.cards_for(changed, calibration.current_threshold()) if changed else []
     return now, cards
+
+
+def oob_counts(request: HttpRequest, filters: selectors.Filters) -> str:
+    """The header counts within the page's city/list filter, swapped in place (two queries)."""
+    context = {"counts": selectors.counts(filters.city_id, filters.list_id), "oob": True}
+    return render_to_string("image_ranking/_counts.html", context, request)
 
 
 def oob_cards(request: HttpRequest, cards: list[Card], return_to: str) -> str:

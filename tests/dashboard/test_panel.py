@@ -103,37 +103,51 @@ def hold(n: int, seconds: float, key: str | None = None) -> None:
         OrmQ.objects.create(key=key or settings.Q_CLUSTER["name"], payload="x", lock=lock)
 
 
-def test_held_tasks_make_the_worst_case_eta_wait_for_their_lock(db, settings):
+def held_of(run):
+    tally = run.tally()
+    return runpanel.held_tasks(run, tally, live.progress_of(run, tally))
+
+
+def test_held_tasks_count_only_the_clusters_locked_tasks_and_say_nothing_while_healthy(
+    db, pois, settings
+):
     settings.WIKIMEDIA_RATE_PER_HOUR = 3600  # 1 s per POI
-    progress = live.Progress(total=10, processed=2, percent=20, eta_seconds=8)
-    assert runpanel.held_tasks(progress).count == 0
+    _, _, poi_objs = pois
+    run = make_run(poi_objs[:5], ["updated", "running", "pending", "pending", "pending"])
+    assert held_of(run).count == 0
     hold(3, 360)
     hold(2, -5)  # waiting to be handed out: not held
     hold(4, 600, key="another_cluster")  # another cluster's queue
-    held = runpanel.held_tasks(progress)
+    held = held_of(run)
     assert held.count == 3 and 355 <= held.wait_seconds <= 360
-    assert held.worst_eta_seconds == held.wait_seconds + 3  # then 3 POIs at 1 s each
-    assert "3 tasks held by a worker" in held.text and "6 min" in held.text
+    assert held.stalled_seconds is None and held.text == ""  # a POI just finished: healthy
 
 
-def test_held_tasks_with_the_limiter_off(db, settings):
+def test_held_tasks_with_the_limiter_off(db, pois, settings):
     settings.WIKIMEDIA_RATE_PER_HOUR = 0
+    _, _, poi_objs = pois
+    run = make_run(poi_objs[:2], ["running", "pending"])
     hold(1, 120)
-    held = runpanel.held_tasks(live.Progress(5, 0, 0, None))
-    assert held.count == 1 and 115 <= held.worst_eta_seconds <= 120
+    held = held_of(run)
+    assert held.count == 1 and 115 <= held.wait_seconds <= 120 and held.text == ""
 
 
-def test_the_poll_shows_held_tasks_and_changes_nothing(staff_client, pois, settings):
+def test_the_poll_of_a_stalled_run_shows_held_tasks_and_changes_nothing(
+    staff_client, pois, settings
+):
     settings.WIKIMEDIA_RATE_PER_HOUR = 500
     _, _, poi_objs = pois
     run = make_run(poi_objs[:4], ["pending"] * 4)
+    # Nothing of the run finished since it started 5 min ago: the cluster looks dead.
+    RankingRun.objects.filter(pk=run.pk).update(started_at=timezone.now() - timedelta(minutes=5))
     retry = settings.Q_CLUSTER["retry"]  # a dequeued task's lock: hand-out + retry seconds
     hold(2, retry)
     before = (OrmQ.objects.count(), list(run.items.values_list("outcome", flat=True)))
     response = staff_client.get(reverse("image_ranking:run_progress", args=[run.pk]))
     html = response.content.decode()
     assert response.status_code == 200
-    assert "2 tasks held by a worker" in html and f"{round(retry / 60)} min" in html
+    assert "No POI of this run finished for 5 min; 2 tasks are held by a worker" in html
+    assert f"handed out again in {round(retry / 60)} min" in html
     assert "at most 500 POIs an hour" in html
     assert (OrmQ.objects.count(), list(run.items.values_list("outcome", flat=True))) == before
 
