@@ -161,7 +161,8 @@ def make_data(n_pois: int, n_candidates: int) -> None:
 
 def poll_url() -> str:
     """The run panel's poll as the first page sends it: its 20 POIs, 2 of them shown
-    running and 18 queued (the answer swaps none: nothing changed)."""
+    running and 18 queued, and the processed count it shows (the answer swaps nothing:
+    nothing changed)."""
     from image_ranking.models import RankingRun, RankingRunItem
 
     run = RankingRun.objects.get(status="running")
@@ -173,7 +174,8 @@ def poll_url() -> str:
     pois = ",".join(str(pk) for pk, _ in items)
     codes = {"pending": "q", "running": "r"}
     shown = ",".join(f"{pk}{codes[o]}" for pk, o in items if o in codes)
-    return f"/image-ranking/runs/{run.pk}/?pois={pois}&shown={shown}"
+    done = run.tally().processed  # the processed count the page shows: the counts unchanged
+    return f"/image-ranking/runs/{run.pk}/?pois={pois}&shown={shown}&done={done}"
 
 
 def measure(client, url: str, repeat: int) -> tuple[float, int, int, float]:
