@@ -147,3 +147,21 @@ def make_run(
         ]
     )
     return run
+
+
+def make_usable_candidate(commons_server) -> tuple[PointOfInterest, Candidate]:
+    """A POI without an image whose last candidate is a real file on the Commons stand-in,
+    so "Use this image" can download it."""
+    from tests.fakes.images import jpeg_bytes
+
+    file = commons_server.add_file("Chosen.jpg", jpeg_bytes("coffee", width=1600))
+    _, _, (poi,) = make_pois(1, 2, image_every=0, flag_every=0)
+    cand = Candidate.objects.filter(poi=poi).order_by("search_rank").last()
+    Candidate.objects.filter(pk=cand.pk).update(
+        image_url=commons_server.url_for_original(file),
+        thumb_url=commons_server.url_for_thumb(file, 330),
+        width=file.width,
+        height=file.height,
+    )
+    cand.refresh_from_db()
+    return poi, cand

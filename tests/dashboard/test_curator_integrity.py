@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from image_ranking.models import Candidate, ImageTrainingData, PoiRanking
 from image_ranking.review import labels
-from tests.dashboard.factories import make_pois
+from tests.dashboard.factories import make_pois, make_usable_candidate
 from tests.dashboard.test_views import snapshot
 
 pytestmark = pytest.mark.django_db
@@ -129,19 +129,7 @@ def test_the_export_leaves_out_labels_of_a_fallback_image(staff_client, fallback
 @pytest.fixture
 def usable(db, commons_server, media_root):
     """A POI without an image whose last candidate is a real file on the fake Commons."""
-    from tests.fakes.images import jpeg_bytes
-
-    file = commons_server.add_file("Chosen.jpg", jpeg_bytes("coffee", width=1600))
-    _, _, (poi,) = make_pois(1, 2, image_every=0, flag_every=0)
-    cand = Candidate.objects.filter(poi=poi).order_by("search_rank").last()
-    Candidate.objects.filter(pk=cand.pk).update(
-        image_url=commons_server.url_for_original(file),
-        thumb_url=commons_server.url_for_thumb(file, 330),
-        width=file.width,
-        height=file.height,
-    )
-    cand.refresh_from_db()
-    return poi, cand
+    return make_usable_candidate(commons_server)
 
 
 def test_undo_after_use_this_image_says_the_image_stays(staff_client, usable):

@@ -21,17 +21,12 @@ from cities.models import PointOfInterest
 from image_ranking.models import PoiRanking, RankingRun, RankingRunItem
 from image_ranking.review import live, runpanel
 from tests.dashboard.factories import make_pois, make_run
+from tests.dashboard.test_live import poll_url
 
 pytestmark = pytest.mark.django_db
 
 DASH = reverse("image_ranking:dashboard")
 HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-def poll_url(html: str) -> str:
-    found = re.search(r'id="run-progress"[^>]*hx-get="([^"]+)"', html)
-    assert found, "the panel does not poll"
-    return found.group(1).replace("&amp;", "&")
 
 
 def polls(html: str) -> bool:

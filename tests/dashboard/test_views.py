@@ -20,7 +20,7 @@ from image_ranking.models import (
     RankingRunItem,
 )
 from image_ranking.review import calibration
-from tests.dashboard.factories import make_pois, make_run
+from tests.dashboard.factories import make_pois, make_run, make_usable_candidate
 
 pytestmark = pytest.mark.django_db
 
@@ -481,17 +481,7 @@ def test_category_fallback_for_a_poi_without_an_image(staff_client, pois, media_
 
 
 def test_use_this_image_stores_the_candidate(staff_client, db, commons_server, media_root):
-    from tests.fakes.images import jpeg_bytes
-
-    file = commons_server.add_file("Chosen.jpg", jpeg_bytes("coffee", width=1600))
-    _, _, (poi,) = make_pois(1, 2, image_every=0, flag_every=0)
-    cand = Candidate.objects.filter(poi=poi).order_by("search_rank").last()
-    Candidate.objects.filter(pk=cand.pk).update(
-        image_url=commons_server.url_for_original(file),
-        thumb_url=commons_server.url_for_thumb(file, 330),
-        width=file.width,
-        height=file.height,
-    )
+    poi, cand = make_usable_candidate(commons_server)
     response = staff_client.post(reverse("image_ranking:use_candidate", args=[cand.pk]), **HTMX)
     assert response.status_code == 200
     poi.refresh_from_db()
