@@ -83,6 +83,12 @@ class Tile:
     source: Candidate | None = None
     bulk_url: str = ""  # "this one good, the POI's other candidates bad" (review.bulk)
     stored_size: int | None = None  # the current image's file, in bytes (None: unreadable)
+    chosen_by_curator: bool = False  # the winner is a curator's "Use this image", not a run's
+
+    @property
+    def winner_badge(self) -> str:
+        """A winner tile's badge: the pipeline's winner, or the image a curator chose."""
+        return "Curator's pick" if self.chosen_by_curator else "Winner"
 
     @property
     def short_title(self) -> str:
@@ -217,7 +223,8 @@ class Tile:
         if self.candidate is None:
             reasons.append({"kind": "", "text": "Stored from this Commons candidate"})
         if c.is_winner and self.candidate:
-            reasons.append({"kind": "winner", "text": "Winner of the last ranking"})
+            text = "Chosen by a curator" if self.chosen_by_curator else "Winner of the last ranking"
+            reasons.append({"kind": "winner", "text": text})
         if c.error:
             reasons.append({"kind": "error", "text": c.error})
         if not c.eligible:
@@ -347,6 +354,7 @@ def stored_size(image_file: FieldFile) -> int | None:
 
 
 _STORED_FROM_CANDIDATE = (PoiRanking.Origin.PIPELINE, PoiRanking.Origin.CURATOR)
+_CURATOR = PoiRanking.Origin.CURATOR
 
 
 def card_queryset() -> QuerySet[PointOfInterest]:
@@ -409,6 +417,7 @@ def build_card(poi: PointOfInterest, default_threshold: float) -> Card:
         return score is not None and score < threshold
 
     candidates = list(poi.candidates.all())
+    curator_chose = bool(has_real_image and ranking and ranking.image_origin == _CURATOR)
     tiles = [
         labelled(
             Tile(
@@ -422,6 +431,7 @@ def build_card(poi: PointOfInterest, default_threshold: float) -> Card:
                 # "Use this image" for any candidate but the one already in use.
                 use_url="" if c.is_winner and has_real_image else url_for("use_candidate", c.pk),
                 bulk_url=url_for("good_others_bad", c.pk) if len(candidates) > 1 else "",
+                chosen_by_curator=c.is_winner and curator_chose,
             )
         )
         for c in candidates

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -231,12 +230,6 @@ def test_a_batch_started_after_the_re_rank_is_not_ahead_of_it(staff_client, db):
 def test_behind_text_names_every_run_ahead():
     assert live.behind_text([(5, 1)]) == "run 5 (1 POI ahead)"
     assert live.behind_text([(5, 30), (7, 10)]) == "runs 5 and 7 (40 POIs ahead)"
-
-
-def test_the_readme_no_longer_promises_an_immediate_re_rank():
-    readme = (Path(settings.BASE_DIR) / "README.md").read_text()
-    assert "re-ranked with them at once" not in readme
-    assert "queued behind" in readme
 
 
 # --- 4. The "tasks held" line --------------------------------------------------------------------

@@ -4,6 +4,7 @@ is a 4xx that changes nothing, and every action works with htmx (a fragment) and
 
 from __future__ import annotations
 
+import html
 import json
 
 import pytest
@@ -488,6 +489,10 @@ def test_use_this_image_stores_the_candidate(staff_client, db, commons_server, m
     assert poi.image_file and (media_root / poi.image_file.name).is_file()
     assert Candidate.objects.get(pk=cand.pk).is_winner
     assert ImageTrainingData.objects.get(poi=poi).label == "good"  # choosing it = good
+    # The card says it was the curator's pick, not a run's winner.
+    tile = response.content.decode().split(f'id="t-c{cand.pk}"')[1].split("</figure>")[0]
+    assert '<span class="badge badge--winner">Curator&#39;s pick</span>' in tile
+    assert "Chosen by a curator" in html.unescape(tile)
     assert poi.image_file.url in response.content.decode()
 
 
