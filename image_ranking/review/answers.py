@@ -60,6 +60,9 @@ def card_html(request: HttpRequest, card: selectors.Card, filters: Filters) -> s
     return rendering.render_card(request, card, return_to_query(filters))
 
 
+FOCUS_HEADER = "X-Undo-Focus"  # the element dashboard.js focuses after an undo
+
+
 def answer_card(
     request: HttpRequest,
     poi_id: int,
@@ -67,17 +70,25 @@ def answer_card(
     *,
     level: str = "success",
     status: int = 200,
+    labels_changed: bool = False,
+    focus_url: str = "",
 ) -> HttpResponse:
-    """htmx: the POI's card (+ counts, status line); otherwise a redirect back with a message."""
+    """htmx: the POI's card (+ counts, status line, and the calibration panel when labels
+    changed); otherwise a redirect back with a message. `focus_url` names the image whose
+    tile takes the focus after an undo (`FOCUS_HEADER`)."""
     filters = post_filters(request)
     if not request.htmx:
         getattr(messages, level)(request, message)
         return HttpResponseRedirect(page_url(filters, f"#poi-{poi_id}"))
     card = selectors.one_card(poi_id, calibration.current_threshold())
     html = card_html(request, card, filters) if card else ""
-    response = HttpResponse(html + oob(request, filters, message, level), status=status)
+    extra = oob(request, filters, message, level, labels_changed=labels_changed)
+    response = HttpResponse(html + extra, status=status)
     response["HX-Retarget"] = f"#poi-{poi_id}"
     response["HX-Reswap"] = "outerHTML"
+    tile = card.tile_for(focus_url) if card and focus_url else None
+    if tile is not None:
+        response[FOCUS_HEADER] = f"#t-{tile.key}"
     return response
 
 

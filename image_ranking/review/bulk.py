@@ -17,8 +17,8 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_POST
 
 from image_ranking.models import Candidate
-from image_ranking.review import calibration, labels, selectors
-from image_ranking.review.answers import answer_card, card_html, oob, post_filters
+from image_ranking.review import labels
+from image_ranking.review.answers import FOCUS_HEADER, answer_card  # noqa: F401 (FOCUS_HEADER: tests)
 
 
 def good_and_others_bad(candidate: Candidate, *, user: Any = None) -> list[labels.LabelChange]:
@@ -47,15 +47,19 @@ def good_others_bad(request: HttpRequest, candidate_id: int) -> HttpResponse:
     labels.push_undo_group(request.session, changes)
     bad = len(changes) - 1
     message = f"Marked “{candidate.title}” good and {bad} other{'s' if bad != 1 else ''} bad."
-    return answer_labelled_card(request, candidate.poi_id, message)
+    return answer_card(request, candidate.poi_id, message, labels_changed=True)
 
 
 def undo_group(request: HttpRequest, step: labels.UndoStep) -> HttpResponse:
     """Take back a bulk action (one undo step): every label as it was, and the POI's card,
     focus on the tile of the image the action had marked good (its first change)."""
     taken = labels.undo_group(step.changes)
-    return answer_labelled_card(
-        request, step.poi_id, undone_message(taken), focus_url=step.changes[0].image_url
+    return answer_card(
+        request,
+        step.poi_id,
+        undone_message(taken),
+        labels_changed=True,
+        focus_url=step.changes[0].image_url,
     )
 
 
@@ -66,26 +70,3 @@ def undone_message(taken: dict[str, int]) -> str:
         return "Undone: those labels were already gone."
     total = sum(taken.values())
     return f"Undone: {' and '.join(parts)} label{'s' if total != 1 else ''} taken back."
-
-
-FOCUS_HEADER = "X-Undo-Focus"  # the element dashboard.js focuses after an undo
-
-
-def answer_labelled_card(
-    request: HttpRequest, poi_id: int, message: str, *, focus_url: str = ""
-) -> HttpResponse:
-    """htmx: the POI's card, the counts, the undo button and the calibration panel (labels
-    changed); `focus_url` names the image whose tile takes focus after an undo (the
-    `FOCUS_HEADER`). Without htmx, a redirect back to the card with the message."""
-    if not request.htmx:
-        return answer_card(request, poi_id, message)
-    filters = post_filters(request)
-    card = selectors.one_card(poi_id, calibration.current_threshold())
-    html = card_html(request, card, filters) if card else ""
-    response = HttpResponse(html + oob(request, filters, message, "success", labels_changed=True))
-    response["HX-Retarget"] = f"#poi-{poi_id}"
-    response["HX-Reswap"] = "outerHTML"
-    tile = card.tile_for(focus_url) if card and focus_url else None
-    if tile is not None:
-        response[FOCUS_HEADER] = f"#t-{tile.key}"
-    return response
