@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ import pytest
 from image_ranking.commons.ratelimit import LEASE_SECONDS, default_burst
 from tests.fakes import commons_server as commons_server_module
 from tests.fakes.images import jpeg_bytes
+from tests.postgres import fresh_database
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RATE_PER_HOUR = 18_000  # 5 requests/s: short tests, the same logic as at 500/h
@@ -31,17 +31,8 @@ def database_env(request, tmp_path):
     if request.param == "sqlite":
         yield {"SQLITE_PATH": str(tmp_path / "limiter.sqlite3")}
         return
-    url = os.environ.get("TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("TEST_POSTGRES_URL not set (make test starts a PostgreSQL server)")
-    import psycopg
-
-    name = f"limiter_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield {"DATABASE_URL": f"{url.rpartition('/')[0]}/{name}"}
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database("limiter") as url:
+        yield {"DATABASE_URL": url}
 
 
 class Workers:

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from image_ranking.commons.ratelimit import (
     default_burst,
 )
 from tests.fakes.images import jpeg_bytes
+from tests.postgres import fresh_database
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RATE_PER_HOUR = 18_000  # 5 requests/s keeps the test short; the logic is the same at 500/h
@@ -181,18 +181,8 @@ def test_processes_share_the_limit_on_sqlite(commons_server, tmp_path):
 
 @pytest.fixture
 def postgres_database():
-    url = os.environ.get("TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("TEST_POSTGRES_URL not set (make test starts a PostgreSQL server)")
-    import psycopg
-
-    name = f"limiter_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = url.rpartition("/")
-    yield f"{base}/{name}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database("limiter") as url:
+        yield url
 
 
 @pytest.mark.slow

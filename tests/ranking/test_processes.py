@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from PIL import Image
 
 from tests.conftest import REPO_ROOT
 from tests.fakes.images import photo
+from tests.postgres import fresh_database
 
 SETUP = """
 from cities.models import City, PointOfInterest, PoiList
@@ -64,17 +64,8 @@ def database_env(request, tmp_path):
     if request.param == "sqlite":
         yield {"SQLITE_PATH": str(tmp_path / "db.sqlite3")}
         return
-    url = os.environ.get("TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("TEST_POSTGRES_URL not set (make test starts a PostgreSQL server)")
-    import psycopg
-
-    name = f"ranking_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield {"DATABASE_URL": f"{url.rpartition('/')[0]}/{name}"}
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database("ranking") as url:
+        yield {"DATABASE_URL": url}
 
 
 @pytest.fixture

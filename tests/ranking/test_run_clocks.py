@@ -33,6 +33,7 @@ from image_ranking.review import live
 from image_ranking.runs import service as runs
 from image_ranking.runs import sweep
 from tests.conftest import REPO_ROOT
+from tests.postgres import server_url
 
 pytestmark = pytest.mark.django_db
 Outcome = RankingRunItem.Outcome
@@ -301,9 +302,7 @@ def test_the_eta_measures_the_elapsed_time_on_the_database_clock(
 @pytest.mark.postgres
 def test_the_same_on_postgresql():
     """This module again, in a child pytest whose database is PostgreSQL."""
-    url = os.environ.get("TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("TEST_POSTGRES_URL not set (make test starts a PostgreSQL server)")
+    url = server_url()
     if os.environ.get("CLOCK_TESTS_VENDOR"):
         pytest.skip("this is the child run")
     env = {
