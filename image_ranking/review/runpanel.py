@@ -82,12 +82,6 @@ class Held:
         )
 
 
-def rate_per_poi() -> float:
-    """Seconds per POI the rate limit allows (0 = limiter off)."""
-    rate = int(settings.WIKIMEDIA_RATE_PER_HOUR)
-    return 3600 / rate if rate > 0 else 0.0
-
-
 def held_tasks(
     run: RankingRun, tally: RunTally, progress: live.Progress, now: datetime | None = None
 ) -> Held:
