@@ -164,6 +164,9 @@ class PoiRanking(models.Model):
         CURATOR = "curator", "Chosen by a curator"
         FALLBACK = "fallback", "Category fallback"
 
+    # Origins whose image was stored from a candidate: the POI's winner is that image.
+    STORED_FROM_CANDIDATE = (Origin.PIPELINE, Origin.CURATOR)
+
     poi = models.OneToOneField(PointOfInterest, on_delete=models.CASCADE, related_name="ranking")
     run = models.ForeignKey(RankingRun, on_delete=models.SET_NULL, null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)

@@ -68,10 +68,6 @@ def conflict(
     return None
 
 
-# The current image of a POI is its winner only when it was stored from a candidate.
-STORED_FROM_CANDIDATE = (PoiRanking.Origin.PIPELINE, PoiRanking.Origin.CURATOR)
-
-
 def holder(poi: PointOfInterest, sha1: str, image_url: str) -> Conflict | None:
     """Another POI of the city whose current image is this very file (same sha1 or URL),
     stored from its winner by the pipeline or a curator: a curator's "Use this image" is
@@ -81,7 +77,7 @@ def holder(poi: PointOfInterest, sha1: str, image_url: str) -> Conflict | None:
         match |= Q(sha1=sha1)
     rows = (
         _winners_elsewhere(poi)
-        .filter(match, poi__ranking__image_origin__in=STORED_FROM_CANDIDATE)
+        .filter(match, poi__ranking__image_origin__in=PoiRanking.STORED_FROM_CANDIDATE)
         .exclude(Q(poi__image_file="") | Q(poi__image_file__isnull=True))
     )
     for row in rows.order_by("poi_id"):

@@ -353,7 +353,6 @@ def stored_size(image_file: FieldFile) -> int | None:
         return None
 
 
-_STORED_FROM_CANDIDATE = (PoiRanking.Origin.PIPELINE, PoiRanking.Origin.CURATOR)
 _CURATOR = PoiRanking.Origin.CURATOR
 
 
@@ -409,7 +408,7 @@ def build_card(poi: PointOfInterest, default_threshold: float) -> Card:
         current.fallback = bool(ranking and ranking.uses_fallback)
         current.stored_size = stored_size(poi.image_file)
     has_real_image = current is not None and not current.fallback
-    if has_real_image and ranking and ranking.image_origin in _STORED_FROM_CANDIDATE:
+    if has_real_image and ranking and ranking.image_origin in PoiRanking.STORED_FROM_CANDIDATE:
         current.source = next((c for c in poi.candidates.all() if c.is_winner), None)
 
     def below(c: Candidate) -> bool:

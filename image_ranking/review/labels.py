@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from cities.models import PointOfInterest
-from image_ranking.models import Candidate, ImageTrainingData, PoiRanking
+from image_ranking.models import Candidate, ImageTrainingData, PoiRanking, RankablePoi
 from image_ranking.review.cards import rank_score
 
 Label = ImageTrainingData.Label
@@ -152,8 +152,9 @@ def label_chosen_candidate(candidate: Candidate, *, user: Any = None) -> LabelCh
 
 
 def uses_fallback(poi: PointOfInterest) -> bool:
-    """The POI's current image is its category's fallback image, not a photo of it."""
-    return PoiRanking.objects.filter(poi=poi, image_origin=PoiRanking.Origin.FALLBACK).exists()
+    """The POI's current image is its category's fallback image, not a photo of it (the one
+    definition: `RankablePoi.objects.uses_fallback`)."""
+    return RankablePoi.objects.filter(pk=poi.pk).uses_fallback().exists()
 
 
 def label_current_image(
@@ -180,12 +181,9 @@ def current_image_candidate(poi: PointOfInterest) -> Candidate | None:
     """The candidate the current image was stored from (the pipeline's winner or a curator's
     choice), for its score; None for a curated image from elsewhere or a fallback."""
     ranking = PoiRanking.objects.filter(poi=poi).first()
-    if ranking is None or ranking.image_origin not in STORED_FROM_CANDIDATE:
+    if ranking is None or ranking.image_origin not in PoiRanking.STORED_FROM_CANDIDATE:
         return None
     return Candidate.objects.filter(poi=poi, is_winner=True).first()
-
-
-STORED_FROM_CANDIDATE = (PoiRanking.Origin.PIPELINE, PoiRanking.Origin.CURATOR)
 
 
 @transaction.atomic
@@ -376,7 +374,7 @@ def _export_batch(
         origin = origins.get(poi.pk, Origin.EXISTING)
         current_url = current_image_url(poi) or ""
         own = None  # the candidate the current image is
-        if current_url and origin in STORED_FROM_CANDIDATE:
+        if current_url and origin in PoiRanking.STORED_FROM_CANDIDATE:
             own = winners.get(poi.pk)
         elif (
             current_url
