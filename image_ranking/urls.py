@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from image_ranking.review import bulk, run_views, views
+from image_ranking.review import bulk, focus, report, run_views, selection, views
 
 app_name = "image_ranking"
 
@@ -16,6 +16,9 @@ urlpatterns = [
     path("candidate/<int:candidate_id>/label/", views.label_candidate, name="label_candidate"),
     path("candidate/<int:candidate_id>/use/", views.use_candidate, name="use_candidate"),
     path("candidate/<int:candidate_id>/only/", bulk.good_others_bad, name="good_others_bad"),
+    path("review/", focus.focused_review, name="focus"),
+    path("report/", report.coverage_report, name="report"),
+    path("selection/", selection.act_on_selection, name="selection"),
     path("labels/undo/", views.undo_label, name="undo"),
     path("labels/bootstrap/", views.bootstrap_labels, name="bootstrap"),
     path("labels/export.csv", views.export_labels, {"fmt": "csv"}, name="export_csv"),

@@ -7,7 +7,6 @@ open run items (their live state) in one more (`review.live`).
 
 from __future__ import annotations
 
-import functools
 import json
 import mimetypes
 from dataclasses import dataclass, field
@@ -25,15 +24,14 @@ from image_ranking.models import Candidate, ImageTrainingData, PoiRanking, Ranki
 Source = ImageTrainingData.Source
 
 
-@functools.cache
-def _url_pattern(name: str) -> str:
-    """The URL of route `name` with a `{}` for the id: one reverse() per process, not one per
-    button (reverse() was a quarter of a 50-POI page's render time)."""
-    return reverse(f"image_ranking:{name}", args=[987654321]).replace("987654321", "{}")
-
-
 def url_for(name: str, pk: int) -> str:
-    return _url_pattern(name).format(pk)
+    return reverse(f"image_ranking:{name}", args=[pk])
+
+
+def focus_href(poi_id: int, key: str = "") -> str:
+    """The focused review of a POI (and one of its images), relative to the dashboard: short,
+    since every tile links to it; dashboard.js adds the page's filters."""
+    return f"review/?poi={poi_id}" + (f"&img={key}" if key else "")
 
 
 def safe_link(url: str) -> str:
@@ -84,6 +82,21 @@ class Tile:
     bulk_url: str = ""  # "this one good, the POI's other candidates bad" (review.bulk)
     stored_size: int | None = None  # the current image's file, in bytes (None: unreadable)
     chosen_by_curator: bool = False  # the winner is a curator's "Use this image", not a run's
+
+    @property
+    def focus_href(self) -> str:
+        return focus_href(
+            int(self.key[1:]) if self.key.startswith("p") else self.candidate.poi_id, self.key
+        )
+
+    @property
+    def acts(self) -> str:
+        """What the action bar offers on this tile: l label, u use this image, o only this."""
+        return (
+            ("l" if self.can_label else "")
+            + ("u" if self.can_use else "")
+            + ("o" if self.bulk_url else "")
+        )
 
     @property
     def winner_badge(self) -> str:
@@ -275,6 +288,10 @@ class Card:
     live_outcome: str = ""
     live_run_id: int | None = None
     live_run_kind: str = ""
+
+    @property
+    def focus_href(self) -> str:
+        return focus_href(self.poi.pk)
 
     @property
     def rerank_url(self) -> str:

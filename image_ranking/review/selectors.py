@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Exists, F, OuterRef, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from cities.models import City, PoiList
 from image_ranking.models import Candidate, ImageTrainingData, RankablePoi
@@ -31,14 +31,58 @@ STATES = {
 STATUSES = {value: label for value, (label, _) in STATES.items()}
 PER_PAGE_CHOICES = (10, 20, 50)
 DEFAULT_PER_PAGE = 20
-# sort value -> (label, ordering); every ordering ends with name and pk, so pages are stable.
-_BY_NAME = ("city__name", "name", "pk")
-SORTS = {
-    "": ("City and name", _BY_NAME),
-    "score": ("Best score", (F("ranking__best_score").desc(nulls_last=True), *_BY_NAME)),
-    "status": ("Status", (F("ranking__status").asc(nulls_last=True), *_BY_NAME)),
-    "ranked": ("Last ranked", (F("ranking__ranked_at").desc(nulls_last=True), *_BY_NAME)),
+# sort value -> (label, keys): each key a (field, descending) pair, empty values last; every
+# sort ends with the city's name, the POI's name and pk, so pages are stable and a POI's
+# neighbours in the view can be found from its own keys (`after`, `before`).
+_BY_NAME = (("city__name", False), ("name", False), ("pk", False))
+SORT_KEYS = {
+    "": _BY_NAME,
+    "score": (("ranking__best_score", True), *_BY_NAME),
+    "status": (("ranking__status", False), *_BY_NAME),
+    "ranked": (("ranking__ranked_at", True), *_BY_NAME),
 }
+SORT_LABELS = {
+    "": "City and name",
+    "score": "Best score",
+    "status": "Status",
+    "ranked": "Last ranked",
+}
+
+
+def ordering(sort: str, *, reverse: bool = False) -> list:
+    """The ORDER BY of a sort (empty values last), or its exact reverse."""
+    nulls = {"nulls_first": True} if reverse else {"nulls_last": True}
+    return [
+        F(path).desc(**nulls) if desc != reverse else F(path).asc(**nulls)
+        for path, desc in SORT_KEYS[sort]
+    ]
+
+
+SORTS = {value: (label, ordering(value)) for value, label in SORT_LABELS.items()}
+
+
+def after(sort: str, values: tuple) -> Q:
+    """The POIs after one whose sort keys are `values`, in the order of `sort` (keyset)."""
+    return _beyond(SORT_KEYS[sort], values, forward=True)
+
+
+def before(sort: str, values: tuple) -> Q:
+    return _beyond(SORT_KEYS[sort], values, forward=False)
+
+
+def _beyond(keys, values, *, forward: bool) -> Q:
+    (path, desc), rest = keys[0], keys[1:]
+    value, more = values[0], values[1:]
+    tie = _beyond(rest, more, forward=forward) if rest else Q(pk__in=[])
+    if value is None:  # empty values come last
+        if forward:
+            return Q(**{f"{path}__isnull": True}) & tie
+        return Q(**{f"{path}__isnull": False}) | (Q(**{f"{path}__isnull": True}) & tie)
+    bigger = desc != forward  # the next rows have a bigger value
+    beyond = Q(**{f"{path}__{'gt' if bigger else 'lt'}": value})
+    if forward:
+        beyond |= Q(**{f"{path}__isnull": True})
+    return beyond | (Q(**{path: value}) & tie)
 
 
 @dataclass(frozen=True)
@@ -192,16 +236,34 @@ def filter_options(city_id: int | None = None) -> tuple[list[City], list[PoiList
     return cities, list(lists.order_by("city__name", "title"))
 
 
+def matching(filters: Filters) -> QuerySet:
+    """The POIs of the view the filters describe (unordered)."""
+    pois = in_state(pois_in_lists(filters.city_id, filters.list_id), filters.status)
+    pois = search(pois, filters.q)
+    if filters.unlabelled:
+        pois = unlabelled(pois)
+    return pois
+
+
+def neighbour(pois: QuerySet, sort: str, poi_id: int, *, forward: bool = True) -> int | None:
+    """The POI after (or before) `poi_id` among `pois` in the order of `sort`, found from its
+    own sort keys (two small queries, whatever the size of the view; the POI itself need not
+    match the filters any more, e.g. once its last candidate is labelled)."""
+    paths = [path for path, _ in SORT_KEYS[sort]]
+    values = RankablePoi.objects.filter(pk=poi_id).values_list(*paths).first()
+    if values is None:
+        return None
+    condition = after(sort, values) if forward else before(sort, values)
+    rows = pois.filter(condition).order_by(*ordering(sort, reverse=not forward))
+    return rows.values_list("pk", flat=True).first()
+
+
 def page_of_cards(filters: Filters, default_threshold: float) -> tuple[Page, list[Card]]:
     """One page of cards. The filters are evaluated once, for the ordered ids of every
     matching POI (a few thousand integers); the paginator counts and slices those, and only
     the page's POIs are fetched as cards. A count and a sliced page query would each run the
     search and the unlabelled filter over the whole city."""
-    pois = in_state(pois_in_lists(filters.city_id, filters.list_id), filters.status)
-    pois = search(pois, filters.q)
-    if filters.unlabelled:
-        pois = unlabelled(pois)
-    ids = list(pois.order_by(*SORTS[filters.sort][1]).values_list("pk", flat=True))
+    ids = list(matching(filters).order_by(*SORTS[filters.sort][1]).values_list("pk", flat=True))
     page = Paginator(ids, filters.per_page).get_page(filters.page)
     return page, cards_for(list(page.object_list), default_threshold)
 

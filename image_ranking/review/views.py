@@ -10,6 +10,7 @@ changed then.
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlencode
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import (
@@ -25,7 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
 from cities.models import City, PointOfInterest
-from image_ranking.models import Candidate, RankingRun, Scope
+from image_ranking.models import RankingRun, Scope
 from image_ranking.review import (
     bootstrap,
     bulk,
@@ -41,13 +42,16 @@ from image_ranking.review.answers import (
     answer_panel,
     answer_tile,
     bad_request,
+    candidate_or_answer,
     card_html,
     error,
     page_url,
     post_filters,
+    refused_card,
     return_to_query,
 )
 from image_ranking.review.forms import (
+    SEARCH_MAX,
     BootstrapForm,
     FilterForm,
     LabelForm,
@@ -61,6 +65,16 @@ logger = logging.getLogger(__name__)
 LABELS_BOOTSTRAPPED_EVENT = "labelsBootstrapped"
 
 # --- Pages ----------------------------------------------------------------------------------
+
+TILE_SIZES = {"s": "Small", "m": "Medium", "l": "Large"}
+TILE_SIZE_COOKIE = "ir_tiles"  # set by dashboard.js when the curator picks a size
+
+
+def tile_size(request: HttpRequest) -> str:
+    """The tile size the curator chose last (remembered in a cookie), rendered by the server so
+    the page never jumps from one size to another."""
+    size = request.COOKIES.get(TILE_SIZE_COOKIE, "")
+    return size if size in TILE_SIZES else "m"
 
 
 @staff_member_required
@@ -83,6 +97,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     context = {
         "filters": filters,
         "return_to": return_to,
+        "search_max": SEARCH_MAX,
+        "search_clipped": form.search_clipped,
+        "tile_size": tile_size(request),
+        "tile_sizes": TILE_SIZES.items(),
+        "report_query": urlencode(
+            {k: v for k, v in filters.query().items() if k in ("city", "list")}
+        ),
         "cities": cities,
         "poi_lists": poi_lists,
         "statuses": selectors.STATUSES,
@@ -142,7 +163,9 @@ def _label_message(change: labels.LabelChange, label: str | None) -> str:
 @staff_member_required
 @require_POST
 def label_candidate(request: HttpRequest, candidate_id: int) -> HttpResponse:
-    candidate = get_object_or_404(Candidate.objects.select_related("poi"), pk=candidate_id)
+    candidate, answer = candidate_or_answer(request, candidate_id)
+    if answer:
+        return answer
     form = LabelForm(request.POST)
     if not form.is_valid():
         return bad_request(form)
@@ -161,10 +184,11 @@ def label_current(request: HttpRequest, poi_id: int) -> HttpResponse:
     if not form.is_valid():
         return bad_request(form)
     if not poi.image_file:
-        return error(request, "This POI has no image to label.")
+        return refused_card(request, poi.pk, "This POI has no image to label.")
     if labels.uses_fallback(poi):
-        return error(
+        return refused_card(
             request,
+            poi.pk,
             "The category fallback image is not a photo of this POI and cannot be labelled: "
             "give it a photo with “Use this image” or Re-rank.",
         )
@@ -220,11 +244,14 @@ def use_candidate(request: HttpRequest, candidate_id: int) -> HttpResponse:
     from image_ranking.pipeline import shared_photos
     from image_ranking.pipeline.storage import StorageError, store_candidate_as_image
 
-    candidate = get_object_or_404(Candidate.objects.select_related("poi"), pk=candidate_id)
+    candidate, answer = candidate_or_answer(request, candidate_id)
+    if answer:
+        return answer
     taken = shared_photos.holder(candidate.poi, candidate.sha1, candidate.image_url)
     if taken is not None:
-        return error(
+        return refused_card(
             request,
+            candidate.poi_id,
             f"Not used: “{candidate.title}” is {taken.reason()}. "
             "One photo, one place: choose another image for this POI.",
         )
