@@ -8,6 +8,7 @@ open run items (their live state) in one more (`review.live`).
 from __future__ import annotations
 
 import json
+import math
 import mimetypes
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,8 @@ def url_for(name: str, pk: int) -> str:
 def focus_href(poi_id: int, key: str = "") -> str:
     """The focused review of a POI (and one of its images), relative to the dashboard: short,
     since every tile links to it; dashboard.js adds the page's filters."""
+    if not poi_id:  # a candidate's key names its POI too
+        return f"review/?img={key}"
     return f"review/?poi={poi_id}" + (f"&img={key}" if key else "")
 
 
@@ -85,9 +88,24 @@ class Tile:
 
     @property
     def focus_href(self) -> str:
-        return focus_href(
-            int(self.key[1:]) if self.key.startswith("p") else self.candidate.poi_id, self.key
+        """The current image: its POI's review; a candidate: its own (its key names the POI)."""
+        return (
+            focus_href(int(self.key[1:])) if self.key.startswith("p") else focus_href(0, self.key)
         )
+
+    @property
+    def aspect(self) -> tuple[int, int] | None:
+        """The photo's width and height, reduced (4000x3000 -> 4, 3): the tile's box has its
+        shape before the thumbnail loads."""
+        c = self.candidate
+        if not (c and c.width and c.height):
+            return None
+        d = math.gcd(c.width, c.height)
+        w, h = c.width // d, c.height // d
+        if w > 1000 or h > 1000:  # no small ratio: three digits are exact enough
+            scale = max(w, h) / 1000
+            w, h = max(1, round(w / scale)), max(1, round(h / scale))
+        return w, h
 
     @property
     def acts(self) -> str:

@@ -8,14 +8,27 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from image_ranking.models import Candidate
 from image_ranking.review import focusing
 from image_ranking.review.answers import bad_request
 from image_ranking.review.forms import FilterForm
 
 
 class FocusForm(FilterForm):
-    poi = forms.IntegerField(min_value=1, max_value=10**12)
+    poi = forms.IntegerField(min_value=1, max_value=10**12, required=False)
     img = forms.RegexField(regex=r"^[cp]\d{1,12}$", required=False)
+
+    def clean(self):
+        """A candidate's key names its POI: `?img=c12` alone is enough (the grid's links)."""
+        data = super().clean()
+        image = data.get("img") or ""
+        if not data.get("poi") and image.startswith("c"):
+            data["poi"] = (
+                Candidate.objects.filter(pk=image[1:]).values_list("poi_id", flat=True).first()
+            )
+        if not data.get("poi") and "poi" not in self.errors:
+            raise forms.ValidationError("which POI? (poi or img=c<id>)")
+        return data
 
 
 @staff_member_required

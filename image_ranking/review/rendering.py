@@ -20,6 +20,7 @@ from image_ranking.review.cards import Card, Tile
 
 CARD_TEMPLATE = "image_ranking/poi_card.html"
 TILE_TEMPLATE = "image_ranking/tile.html"
+QUERY_FORM_TEMPLATE = "image_ranking/search_query_form.html"
 
 
 def _template(name: str):
@@ -55,3 +56,8 @@ def render_tile(request: HttpRequest, card: Card, tile: Tile, return_to: str) ->
     context = {"card": card, "tile": tile, "return_to": return_to}
     context["csrf_input"] = csrf_input(request)
     return mark_safe(_template(TILE_TEMPLATE).render(context))  # noqa: S308
+
+
+def render_query_form(request: HttpRequest, card: Card, return_to: str) -> SafeString:
+    context = {"card": card, "return_to": return_to, "csrf_input": csrf_input(request)}
+    return mark_safe(_template(QUERY_FORM_TEMPLATE).render(context))  # noqa: S308

@@ -22,7 +22,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404, render
 from django.template.defaultfilters import pluralize
 from django.template.loader import render_to_string
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
 from cities.models import City, PointOfInterest
@@ -297,11 +297,18 @@ def _rerank(
 
 
 @staff_member_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def set_search_query(request: HttpRequest, poi_id: int) -> HttpResponse:
-    """Keep a curator's query or File: titles for the POI, then re-rank it with them."""
+    """GET: the query form of the card (fetched when a curator opens "Searched for").
+    POST: keep a curator's query or File: titles for the POI, then re-rank it with them."""
     from image_ranking.review.search_query import SearchQueryForm, save_search
 
+    if request.method == "GET":
+        card = selectors.one_card(poi_id, calibration.current_threshold())
+        if card is None:
+            return HttpResponse("No such POI.", status=404, content_type="text/plain")
+        filters = filters_from_return_to(request.GET.get("return_to", ""))
+        return HttpResponse(rendering.render_query_form(request, card, return_to_query(filters)))
     poi = get_object_or_404(PointOfInterest, pk=poi_id)
     if not poi.lists.exists():
         return error(request, "Only POIs in a list are ranked.")

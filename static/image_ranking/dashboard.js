@@ -80,11 +80,12 @@
     const can = tile.dataset.acts || "";
     if (!template || !can) return null;
     const bar = template.content.firstElementChild.cloneNode(true);
-    const id = tile.dataset.c || tile.dataset.poi;
+    const candidate = tile.id.startsWith("t-c") ? tile.id.slice(3) : "";
+    const id = candidate || tile.closest(".poi").id.replace("poi-", "");
     const label = tile.dataset.label || "";
     const auto = tile.hasAttribute("data-auto");
     bar.querySelectorAll("button").forEach(function (button) {
-      const url = tile.dataset.c ? button.dataset.url : button.dataset.currentUrl;
+      const url = candidate ? button.dataset.url : button.dataset.currentUrl;
       const key = button.dataset.key;
       if (!can.includes(button.dataset.needs) || !url || (key === "clear" && !label)) {
         button.remove();
@@ -139,7 +140,7 @@
     if (focusView()) { focusAction("rerank", false); return; }
     const tile = currentTile();
     const card = tile && tile.closest(".poi");
-    const own = card && card.querySelector('.poi-actions form[action$="/rerank/"] button');
+    const own = card && card.querySelector(".poi-actions button[data-rerank]");
     if (!own || own.disabled) return;
     pendingFocus = tile.id;
     own.click();
@@ -187,7 +188,7 @@
     if (!bar) return;
     bar.hidden = selected.size === 0;
     const count = bar.querySelector("[data-selected-count]");
-    const pois = new Set(Array.from(selected).map(function (id) { return document.getElementById(id).dataset.poi; }));
+    const pois = new Set(Array.from(selected).map(function (id) { return document.getElementById(id).closest(".poi").id; }));
     if (count) count.textContent = selected.size + " image" + (selected.size === 1 ? "" : "s") + " of " + pois.size + " POI" + (pois.size === 1 ? "" : "s") + " selected";
   }
 
