@@ -204,6 +204,15 @@ class PoiRanking(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     ranked_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        indexes = [
+            # The dashboard's data stamp (the last ranking recorded) and its "Last ranked" and
+            # "Best score" sorts: index look-ups and walks, not scans of every POI.
+            models.Index(fields=["ranked_at", "poi"], name="ranking_ranked_at"),
+            models.Index(fields=["best_score", "poi"], name="ranking_best_score"),
+            models.Index(fields=["status", "poi"], name="ranking_status"),
+        ]
+
     def __str__(self) -> str:
         return f"{self.poi} ({self.status})"
 

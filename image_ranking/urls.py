@@ -26,5 +26,6 @@ urlpatterns = [
     path("runs/", run_views.start_ranking_run, name="start_run"),
     path("runs/<int:run_id>/", run_views.run_progress, name="run_progress"),
     path("runs/<int:run_id>/cancel/", run_views.cancel_ranking_run, name="cancel_run"),
+    path("calibration/", views.calibration_panel, name="calibration"),
     path("calibration/adopt/", views.adopt_threshold, name="adopt_threshold"),
 ]

@@ -84,13 +84,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return bad_request(form)
     filters = form.filters()
-    cities, poi_lists = selectors.filter_options(filters.city_id)
+    cities, poi_lists, lists_left_out = selectors.filter_options(filters.city_id, filters.list_id)
     if filters.city_id and filters.city_id not in {c.pk for c in cities}:
         return HttpResponseBadRequest("Unknown city.", content_type="text/plain")
     if filters.list_id and filters.list_id not in {pl.pk for pl in poi_lists}:
         return HttpResponseBadRequest("Unknown list.", content_type="text/plain")
     threshold = calibration.current_threshold()
-    page, cards = selectors.page_of_cards(filters, threshold)
+    header = selectors.counts(filters.city_id, filters.list_id)
+    page, cards = selectors.page_of_cards(filters, threshold, header)
     return_to = return_to_query(filters)
     watch = live.Watch(tuple(c.poi.pk for c in cards))
     run_panel = runpanel.panel(live.latest_run(), watch, runpanel.page_states(cards), return_to)
@@ -106,25 +107,27 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         ),
         "cities": cities,
         "poi_lists": poi_lists,
+        "lists_left_out": lists_left_out,
         "statuses": selectors.STATUSES,
         "sorts": {value: label for value, (label, _) in selectors.SORTS.items()},
         "per_page_choices": selectors.PER_PAGE_CHOICES,
-        "counts": selectors.counts(filters.city_id, filters.list_id),
+        "counts": header,
         "page": page,
         "cards": cards,
         "cards_html": rendering.render_cards(request, cards, return_to),
         "page_pois": ",".join(str(pk) for pk in watch.poi_ids),
         "prev_url": page_url(Filters(**{**filters.__dict__, "page": page.number - 1}))
-        if page.has_previous()
+        if page.has_previous
         else "",
         "next_url": page_url(Filters(**{**filters.__dict__, "page": page.number + 1}))
-        if page.has_next()
+        if page.has_next
         else "",
         "threshold": threshold,
         "calibration_model": calibration.model_name(),
         "models": calibration.model_choices(),
         "scopes": Scope.choices,
-        "calibration": calibration.calibrate(filters.model),
+        # The panel sits in the closed drawer: fetched when it opens, unless the URL picks a model.
+        "calibration": calibration.calibrate(filters.model) if filters.model else None,
         "undo_depth": labels.undo_depth(request.session),
         **run_panel.context(),
     }
@@ -343,6 +346,23 @@ def apply_fallback(request: HttpRequest, poi_id: int) -> HttpResponse:
 
 
 # --- Calibration, bootstrap, export ---------------------------------------------------------
+
+
+@staff_member_required
+@require_GET
+def calibration_panel(request: HttpRequest) -> HttpResponse:
+    """The calibration panel alone: fetched when the curator opens the drawer."""
+    form = FilterForm(request.GET)
+    if not form.is_valid():
+        return bad_request(form)
+    filters = form.filters()
+    context = {
+        "calibration": calibration.calibrate(filters.model),
+        "models": calibration.model_choices(),
+        "filters": filters,
+        "return_to": return_to_query(filters),
+    }
+    return render(request, "image_ranking/_calibration.html", context)
 
 
 def _calibration_answer(request: HttpRequest, model: str, message: str) -> HttpResponse:
