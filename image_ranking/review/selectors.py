@@ -243,7 +243,7 @@ def counts(city_id: int | None = None, list_id: int | None = None) -> dict[str, 
     sub-query per state). That pass reads every POI in lists (about 80 ms at 100,000), so it
     is kept (per process) until the data stamp changes; the labels are counted each time."""
     stamp = data_stamp()
-    key = "ir-counts-" + hashlib.sha1(repr((city_id, list_id, stamp)).encode()).hexdigest()
+    key = "ir-counts-" + hashlib.sha256(repr((city_id, list_id, stamp)).encode()).hexdigest()
     totals = cache.get(key)
     if totals is None:
         totals = state_counts(city_id, list_id)
