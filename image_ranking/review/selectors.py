@@ -26,7 +26,7 @@ from image_ranking.models import (
     RankingRunItem,
 )
 from image_ranking.review import live
-from image_ranking.review.cards import Card, build_card, card_queryset
+from image_ranking.review.cards import Card, cards_of
 
 # status filter value -> (label, the RankablePoi queryset method defining it)
 STATES = {
@@ -379,8 +379,8 @@ def cards_for(poi_ids: list[int], default_threshold: float) -> list[Card]:
     """The cards of these POIs, in the given order (missing POIs left out)."""
     if not poi_ids:
         return []
-    by_pk = {poi.pk: poi for poi in card_queryset().filter(pk__in=poi_ids)}
-    cards = [build_card(by_pk[pk], default_threshold) for pk in poi_ids if pk in by_pk]
+    by_pk = cards_of(poi_ids, default_threshold)
+    cards = [by_pk[pk] for pk in poi_ids if pk in by_pk]
     live.attach(cards, live.live_items([c.poi.pk for c in cards]))
     return cards
 

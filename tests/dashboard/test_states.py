@@ -165,5 +165,5 @@ def test_category_fallback_moves_the_fallback_count_and_keeps_the_poi_missing(
 )
 def test_links_are_only_http_or_a_local_path(url, shown):
     assert safe_link(url) == (url if shown else "")
-    tile = Tile(key="p1", image_url=url, thumb_url=url, label_url="/l/")
+    tile = Tile(key="p1", image_url=url, thumb_url=url)
     assert tile.link_url == (url if shown else "")
