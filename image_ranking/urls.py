@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from image_ranking.review import bulk, focus, report, run_views, selection, views
+from image_ranking.review import bulk, focus, report, run_views, selection, view_export, views
 
 app_name = "image_ranking"
 
@@ -23,6 +23,8 @@ urlpatterns = [
     path("labels/bootstrap/", views.bootstrap_labels, name="bootstrap"),
     path("labels/export.csv", views.export_labels, {"fmt": "csv"}, name="export_csv"),
     path("labels/export.jsonl", views.export_labels, {"fmt": "jsonl"}, name="export_jsonl"),
+    path("view.csv", view_export.export_view, {"fmt": "csv"}, name="export_view_csv"),
+    path("view.jsonl", view_export.export_view, {"fmt": "jsonl"}, name="export_view_jsonl"),
     path("runs/", run_views.start_ranking_run, name="start_run"),
     path("runs/<int:run_id>/", run_views.run_progress, name="run_progress"),
     path("runs/<int:run_id>/cancel/", run_views.cancel_ranking_run, name="cancel_run"),

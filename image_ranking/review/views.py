@@ -102,6 +102,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "search_clipped": form.search_clipped,
         "tile_size": tile_size(request),
         "tile_sizes": TILE_SIZES.items(),
+        "view_query": urlencode(
+            {k: v for k, v in filters.query().items() if k not in ("page", "per_page", "model")}
+        ),
         "report_query": urlencode(
             {k: v for k, v in filters.query().items() if k in ("city", "list")}
         ),

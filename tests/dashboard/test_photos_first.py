@@ -211,3 +211,30 @@ def test_a_page_of_20_pois_with_10_candidates_each_weighs_under_150_kb(staff_cli
     page = staff_client.get(DASH).content
     assert len(page) < 150 * 1024, len(page)
     assert page.count(b'class="tile') >= 200
+
+
+def test_the_export_of_a_filtered_view_has_exactly_the_views_images(staff_client):
+    import csv
+    import io
+    import json
+
+    _, _, pois = make_pois(9, 3, image_every=3, flag_every=2)
+    flagged = selectors.matching(selectors.Filters(status="flagged"))
+    expected = set(Candidate.objects.filter(poi__in=flagged).values_list("pk", flat=True))
+    assert expected and len(expected) < Candidate.objects.count()
+    url = reverse("image_ranking:export_view_csv")
+    body = b"".join(staff_client.get(url, {"status": "flagged"}).streaming_content).decode()
+    rows = list(csv.DictReader(io.StringIO(body)))
+    assert {int(r["candidate_id"]) for r in rows} == expected and len(rows) == len(expected)
+    assert all(r["model_score"] and r["status"] == "flagged" for r in rows)
+    lines = (
+        b"".join(
+            staff_client.get(
+                reverse("image_ranking:export_view_jsonl"), {"status": "flagged"}
+            ).streaming_content
+        )
+        .decode()
+        .splitlines()
+    )
+    assert {json.loads(line)["candidate_id"] for line in lines} == expected
+    assert all("ranked_score" in json.loads(line) for line in lines)
