@@ -12,7 +12,12 @@
   let lastSelected = null;
   const focusView = () => !!document.getElementById("focus");
 
-  const tiles = () => Array.from(document.querySelectorAll("#poi-list .tile"));
+  // The images the keys step through: a POI's "Missing" tile only when it has no other, so a
+  // POI without photos is reached too, and one with photos costs no extra key.
+  const tiles = () => Array.from(document.querySelectorAll("#poi-list .tile")).filter(function (t) {
+    return !t.classList.contains("tile--missing") || !t.parentElement.querySelector(".tile:not(.tile--missing)");
+  });
+  const firstTile = (card) => card.querySelector(".tile:not(.tile--missing)") || card.querySelector(".tile");
   const cards = () => Array.from(document.querySelectorAll("#poi-list .poi"));
   const currentTile = () => {
     const active = document.activeElement;
@@ -44,7 +49,7 @@
     let tile = null;
     if (match[1] === "first") tile = all[0];
     else if (match[1] === "last") tile = all[all.length - 1];
-    else { const list = cards(); tile = list.length ? list[list.length - 1].querySelector(".tile") : null; }
+    else { const list = cards(); tile = list.length ? firstTile(list[list.length - 1]) : null; }
     focusTile(tile);
   }
 
@@ -67,7 +72,7 @@
     if (i >= 0 && i + delta >= list.length && goPage("next", "first")) return;
     if (i >= 0 && i + delta < 0 && goPage("prev", "last-poi")) return;
     const card = list[i < 0 ? 0 : Math.max(0, Math.min(list.length - 1, i + delta))];
-    focusTile(card.querySelector(".tile"));
+    focusTile(firstTile(card));
   }
 
   // --- The action bar: one template, added to a tile when it is hovered or focused -----------
@@ -107,6 +112,19 @@
     return bar ? bar.querySelector('button[data-key="' + key + '"]') : null;
   }
 
+  // Every action goes out through htmx.ajax with its own URL and values, from the card's (or
+  // the focused review's) form: its hidden fields, its hx-sync queue. Not through the form's
+  // submitter: a queued submit would post the wrong button once the focus has moved on.
+  function send(own, extra) {
+    const form = own.form || own.closest("form");
+    const url = own.getAttribute("formaction") || own.dataset.url;
+    if (!form || !url || !window.htmx) return false;
+    const values = Object.assign({}, extra || {});
+    if (own.name) values[own.name] = own.value;
+    htmx.ajax("POST", url, { source: form, values: values });
+    return true;
+  }
+
   function label(kind) {
     if (focusView()) { focusAction(kind, true); return; }
     const tile = currentTile();
@@ -115,14 +133,14 @@
     const next = all[all.indexOf(tile) + 1] || tile;
     if (kind === "clear") {
       const pressed = button(tile, "clear");
-      if (pressed) { pendingFocus = tile.id; pressed.click(); }
+      if (pressed) { pendingFocus = tile.id; send(pressed); }
       return;
     }
     const own = button(tile, kind);
     if (!own) return;
     if (own.getAttribute("aria-pressed") === "true") { focusTile(next); return; }
     pendingFocus = next.id;
-    own.click();
+    send(own);
     focusTile(next); // advance at once; re-focused after the swap if the swap took focus
   }
 
@@ -133,7 +151,7 @@
     const own = button(tile, key);
     if (!own) return;
     pendingFocus = tile.id;
-    own.click();
+    send(own);
   }
 
   function rerank() {
@@ -143,7 +161,7 @@
     const own = card && card.querySelector(".poi-actions button[data-rerank]");
     if (!own || own.disabled) return;
     pendingFocus = tile.id;
-    own.click();
+    send(own);
   }
 
   function undo() {
@@ -213,9 +231,7 @@
     const form = document.getElementById("focus-actions");
     const own = form && form.querySelector('button[data-key="' + key + '"]');
     if (!own || own.disabled) return;
-    const flag = form.querySelector('input[name="advance"]');
-    if (flag) flag.value = advance ? "1" : "";
-    own.click();
+    send(own, { advance: advance ? "1" : "" });
   }
 
   function zoom() {
@@ -321,6 +337,15 @@
     if (target.closest("[data-clear-selection]")) { selected.clear(); showSelection(); return; }
     const bulk = target.closest("#selection-bar button[type=submit]");
     if (bulk) { fillSelection(bulk.form); return; }
+    // The action bar's buttons and the focused review's: sent by send() (see there).
+    const own = target.closest("#poi-list .acts button, #focus-actions button, .poi-actions button");
+    if (own && !own.disabled && window.htmx) {
+      event.preventDefault();
+      const tile = own.closest(".tile");
+      if (tile) pendingFocus = tile.id;
+      send(own);
+      return;
+    }
     const tile = target.closest("#poi-list .tile");
     // Shift-click (or ctrl-click) selects; a plain click on the photo opens the focused review.
     if (tile && (event.shiftKey || event.ctrlKey || event.metaKey) && event.button === 0) {

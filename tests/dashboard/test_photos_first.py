@@ -218,7 +218,7 @@ def test_the_export_of_a_filtered_view_has_exactly_the_views_images(staff_client
     import io
     import json
 
-    _, _, pois = make_pois(9, 3, image_every=3, flag_every=2)
+    make_pois(9, 3, image_every=3, flag_every=2)
     flagged = selectors.matching(selectors.Filters(status="flagged"))
     expected = set(Candidate.objects.filter(poi__in=flagged).values_list("pk", flat=True))
     assert expected and len(expected) < Candidate.objects.count()
