@@ -65,6 +65,9 @@ def panel_context(focus: Focus) -> dict | None:
 
     next_poi, prev_poi = poi_link(view), poi_link(view, forward=False)
     after, before = step(card, tile, 1), step(card, tile, -1)
+    query = urlencode(focus.filters.query())
+    grid_url = reverse("image_ranking:dashboard") + (f"?{query}" if query else "")
+    grid_url += f"#poi-{card.poi.pk}"
     nav = {
         "prev_image": focus.url(image=before.key) if before else prev_poi,
         "next_image": focus.url(image=after.key) if after else next_poi,
@@ -83,11 +86,10 @@ def panel_context(focus: Focus) -> dict | None:
         "focus": focus,
         "return_to": urlencode(focus.filters.query()),
         "image_key": tile.key if tile else "",
-        "grid_url": reverse("image_ranking:dashboard")
-        + (f"?{urlencode(focus.filters.query())}" if focus.filters.query() else "")
-        + f"#poi-{card.poi.pk}",
+        "grid_url": grid_url,
         "nav": nav,
         "nav_links": [
+            ("grid", "Grid", "Esc", grid_url, ""),
             ("prev-image", "← Candidate", "k", nav["prev_image"], "No earlier image."),
             ("next-image", "Candidate →", "j", nav["next_image"], "No more images."),
             ("prev-poi", "← POI", "p", nav["prev_poi"], "This is the first POI of the view."),

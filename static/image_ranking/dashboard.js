@@ -221,10 +221,19 @@
 
   // --- The focused review -------------------------------------------------------------------
 
+  // A move in the focused review: its link's panel, fetched and swapped in, the URL pushed (a
+  // key may come before htmx has processed a panel just swapped in, so not link.click()).
   function focusLink(name) {
     const link = document.querySelector('#focus [data-nav="' + name + '"]');
-    if (link && link.getAttribute("href")) link.click();
-    else toast(link ? (link.dataset.none || "Nothing more in this view.") : "Nothing more in this view.", "warning");
+    const url = link && link.getAttribute("href");
+    if (!url) {
+      toast(link ? (link.dataset.none || "Nothing more in this view.") : "Nothing more in this view.", "warning");
+      return;
+    }
+    if (name === "grid" || !window.htmx) { location.assign(url); return; }
+    htmx.ajax("GET", url, { target: "#focus", swap: "outerHTML" }).then(function () {
+      history.pushState(null, "", url);
+    });
   }
 
   function focusAction(key, advance) {
@@ -234,8 +243,11 @@
     send(own, { advance: advance ? "1" : "" });
   }
 
-  function zoom() {
-    const pane = document.querySelector("#focus .pane--candidate, #focus .pane--current");
+  // 100 %: the candidate's photo at its own size, scrolled in its pane (to judge blur).
+  function zoom(img) {
+    const photo = img || document.querySelector("#focus .pane--candidate img") ||
+      document.querySelector("#focus .pane--current img");
+    const pane = photo && photo.closest(".pane");
     if (pane) pane.classList.toggle("is-zoomed");
   }
 
@@ -353,13 +365,14 @@
       toggleSelect(tile, event.shiftKey && !!lastSelected);
       return;
     }
-    const link = target.closest('a[href*="review/?"]');
+    const link = target.closest('#poi-list a[href*="review/?"]');
     if (link && event.button === 0 && !event.altKey) {
       event.preventDefault();
       location.assign(withFilters(link.href));
       return;
     }
-    if (target.closest("#focus .pane img")) zoom();
+    const photo = target.closest("#focus .pane img");
+    if (photo) zoom(photo);
   });
 
   document.addEventListener("change", function (event) {
