@@ -7,7 +7,6 @@ open run items (their live state) in one more (`review.live`).
 
 from __future__ import annotations
 
-import json
 import math
 import mimetypes
 from dataclasses import dataclass, field
@@ -50,12 +49,12 @@ def safe_link(url: str) -> str:
 
 
 def commons_link(url: str) -> str:
-    """`url` only when it is an absolute http(s) URL: the lightbox's "on Commons" link must
+    """`url` only when it is an absolute http(s) URL: the focused review's "on Commons" link must
     leave for Commons itself, never for a local path, `//host` or `javascript:`."""
     return url if url.startswith(("https://", "http://")) else ""
 
 
-LIGHTBOX_WIDTH = 1280  # the lightbox's rendition: large, yet a standard Commons step
+LARGE_WIDTH = 1280  # the focused review's rendition: large, yet a standard Commons step
 
 
 def rank_score(candidate: Candidate) -> float | None:
@@ -211,7 +210,7 @@ class Tile:
 
     @property
     def large_url(self) -> str:
-        """The lightbox's image: the candidate's 1280 px rendition (the original when it is
+        """The focused review's image: the candidate's 1280 px rendition (the original when it is
         smaller or Commons cannot render one), or the stored file for the current image."""
         c = self.candidate
         if c is None:
@@ -219,14 +218,14 @@ class Tile:
         from image_ranking.commons.renditions import rendition_or_original
 
         try:
-            url = rendition_or_original(c, LIGHTBOX_WIDTH, original_if_unrenderable=True)
+            url = rendition_or_original(c, LARGE_WIDTH, original_if_unrenderable=True)
         except ValueError:
             url = c.image_url
         return safe_link(url)
 
-    def lightbox(self) -> dict[str, Any]:
-        """What the lightbox shows of this image, read by dashboard.js from the tile's
-        `data-lightbox`: the page already has it, so opening costs no request."""
+    def details(self) -> dict[str, Any]:
+        """What the focused review shows of this image (its facts and why it won or lost),
+        computed only when a curator opens it: no tile of the grid carries it."""
         c = self.candidate or self.source
         # The current image's facts are the stored file's (resized to fit 800x600), not those
         # of the Commons original it came from; its resolution is read from it in the browser.
@@ -254,10 +253,6 @@ class Tile:
                 "Category fallback image" if self.fallback else "Stored image"
             )
         return info
-
-    @property
-    def lightbox_json(self) -> str:
-        return json.dumps(self.lightbox(), ensure_ascii=False)
 
     @staticmethod
     def _score_text(c: Candidate | None) -> str:

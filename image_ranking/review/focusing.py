@@ -79,9 +79,9 @@ def panel_context(focus: Focus) -> dict | None:
     return {
         "card": card,
         "tile": tile,
-        "details": tile.lightbox() if tile else None,
+        "details": tile.details() if tile else None,
         "current": card.current,
-        "current_details": card.current.lightbox() if card.current else None,
+        "current_details": card.current.details() if card.current else None,
         "position": (card.candidates.index(tile) + 1) if tile else 0,
         "focus": focus,
         "return_to": urlencode(focus.filters.query()),

@@ -85,6 +85,16 @@ def test_the_first_screen_shows_whole_photos_in_their_own_colours(
         assert abs(shape["box"] - shape["photo"]) / shape["photo"] < 0.03, shape  # all of it
         assert shape["fit"] == "contain"
         assert shape["filters"] == ["none"] * 3 and shape["opacity"] == ["1"] * 3, shape
+    # The marks sit in a row under the photo: no badge covers the score.
+    overlaps = page.evaluate(
+        """() => [...document.querySelectorAll('#poi-list .tile')].filter(t => {
+             const s = t.querySelector('.score'), b = t.querySelector('.badge');
+             if (!s || !b) return false;
+             const r = s.getBoundingClientRect(), q = b.getBoundingClientRect();
+             return r.left < q.right && q.left < r.right && r.top < q.bottom && q.top < r.bottom;
+           }).map(t => t.id)"""
+    )
+    assert overlaps == []
     # Below threshold, ineligible and damaged are words on a badge, never a tint.
     expect(page.locator(".note--below").first).to_be_visible()
     expect(page.locator(".note--ineligible").first).to_be_visible()
@@ -323,3 +333,48 @@ def test_focus_follows_undo_to_the_image_whose_label_it_took_back(
     expect(page.locator(f"#t-c{first.pk}")).to_be_focused()
     assert not ImageTrainingData.objects.exists()
     assert same_document(page)
+
+
+def test_n_and_p_stop_at_a_poi_without_photos_on_this_page_and_across_pages(
+    browser, live_server, curator, commons_server
+):
+    city, _, pois = make_pois(12, 2, image_every=0, flag_every=0, urls=commons_urls(commons_server))
+    for tileless in (pois[2], pois[9]):  # flagged by Commons: no candidates, no image
+        Candidate.objects.filter(poi=tileless).delete()
+    page = logged_in_page(browser, live_server.url, curator)
+    page.goto(f"/image-ranking/?city={city.pk}&per_page=10")
+    page.keyboard.press("j")
+    page.keyboard.press("n")
+    page.keyboard.press("n")
+    expect(page.locator(f"#t-p{pois[2].pk}")).to_be_focused()  # its Missing tile
+    for _ in range(7):
+        page.keyboard.press("n")
+    expect(page.locator(f"#t-p{pois[9].pk}")).to_be_focused()  # the last POI of the page
+    with page.expect_navigation():
+        page.keyboard.press("n")  # on to the next page
+    expect(page.locator(f"#poi-{pois[10].pk} .tile:not(.tile--missing)").first).to_be_focused()
+    with page.expect_navigation():
+        page.keyboard.press("p")  # back: the previous page's last POI, photos or not
+    expect(page.locator(f"#t-p{pois[9].pk}")).to_be_focused()
+
+
+def test_an_error_stays_on_screen_while_the_run_panel_polls(
+    browser, live_server, curator, commons_server
+):
+    from tests.dashboard.factories import make_run
+
+    _, _, pois = make_pois(3, 2, image_every=0, flag_every=0, urls=commons_urls(commons_server))
+    run = make_run(pois, ["pending"] * 3)  # the panel polls every 2 s
+    page = logged_in_page(browser, live_server.url, curator)
+    page.goto("/image-ranking/")
+    page.keyboard.press("j")
+    page.keyboard.press("g")  # a success ...
+    toast = page.locator("#toast")
+    expect(toast).to_contain_text("Marked good")
+    page.locator("#tools summary").click()
+    page.locator("[data-rank-missing]").click()  # ... then a refusal, within the success's fade
+    expect(toast).to_contain_text(f"Run {run.pk}")
+    expect(toast).to_have_class(re.compile(r"toast--error"))
+    page.wait_for_timeout(5000)  # two polls and more than a success's life
+    expect(toast).to_have_class(re.compile(r"toast--show"))
+    expect(toast).to_contain_text(f"Run {run.pk}")

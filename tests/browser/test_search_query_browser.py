@@ -45,6 +45,7 @@ def test_a_curators_query_re_ranks_a_flagged_poi(
             page.screenshot(path=str(screenshot_path(tmp_path, "flagged-query.png")))
             page.evaluate("document.body.dataset.marker = 'same-document'")
             card.locator(".search-query summary").click()  # its form comes when it opens
+            card.locator(".search-query summary").click()  # its form comes when it opens
             card.locator("input[name=query]").fill("Sé de Lisboa")
             card.get_by_role("button", name="Save and re-rank").click()
             page.locator(f"#poi-{poi.pk} .tile--current img").wait_for(timeout=60_000)

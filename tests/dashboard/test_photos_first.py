@@ -238,3 +238,27 @@ def test_the_export_of_a_filtered_view_has_exactly_the_views_images(staff_client
     )
     assert {json.loads(line)["candidate_id"] for line in lines} == expected
     assert all("ranked_score" in json.loads(line) for line in lines)
+
+
+# --- Small defects of issue 18 ------------------------------------------------------------------
+
+
+def test_the_login_page_is_the_projects_and_no_page_asks_for_favicon_ico(client, db):
+    from django.contrib.staticfiles import finders
+
+    page = client.get("/admin/login/?next=/image-ranking/").content.decode()
+    assert "City Wiki" in page and "review the photos" in page  # branded, says what it is for
+    icon = re.search(r'<link rel="icon" href="([^"]+)"', page)
+    assert icon and icon.group(1).endswith("favicon.svg")  # so the browser asks for no .ico
+    assert finders.find("favicon.svg")
+
+
+def test_the_header_and_the_run_panel_do_not_call_two_things_ranked(staff_client):
+    from tests.dashboard.factories import make_run
+
+    _, _, pois = make_pois(4, 2, image_every=2, flag_every=0)
+    make_run(pois, ["updated", "ranked", "pending", "pending"])
+    page = staff_client.get(DASH).content.decode()
+    assert "<dt>scored</dt>" in page and ">Ranked<" not in page  # ranked at least once
+    panel = page[page.index('id="run-progress"') :]
+    assert "1 new image" in panel and "1 image kept" in panel  # this run's outcomes
