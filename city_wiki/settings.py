@@ -201,6 +201,9 @@ Q_CLUSTER = {
 WIKIMEDIA_API_URL = os.environ.get("WIKIMEDIA_API_URL", "https://commons.wikimedia.org/w/api.php")
 WIKIMEDIA_API_TOKEN = os.environ.get("WIKIMEDIA_API_TOKEN", "")
 WIKIMEDIA_RATE_PER_HOUR = env_int("WIKIMEDIA_RATE_PER_HOUR", 500)
+# The most an API answer may decode to (gzip undone): a 20-hit search with 15 categories a hit
+# is about 38 KB, so 4 MiB is 100 times that; a bigger answer is a fault, never read whole.
+WIKIMEDIA_API_MAX_BYTES = env_int("WIKIMEDIA_API_MAX_BYTES", 4 * 1024 * 1024)
 WIKIMEDIA_CONTACT = os.environ.get(
     "WIKIMEDIA_CONTACT", "https://github.com/city-wiki/poi-image-ranking; curators@example.org"
 )

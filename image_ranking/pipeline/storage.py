@@ -89,7 +89,8 @@ def upright(image: Image.Image, data: bytes) -> Image.Image:
 
 def prepare_image(data: bytes) -> PreparedImage:
     """Decode, orient, shrink and encode; raises ImageRejected/StorageError, touches nothing."""
-    frame = open_image(data, max_pixels=max_pixels(), at_most=max(MAX_SIZE))
+    # The winner may be an original: bounded by IMAGE_MAX_PIXELS only, as before.
+    frame = open_image(data, max_pixels=max_pixels(), at_most=max(MAX_SIZE), refuse_oversized=False)
     source_format = (_header(data).format or "").upper()
     frame = upright(frame, data)
     has_alpha = frame.mode in {"RGBA", "LA", "PA"} or (
