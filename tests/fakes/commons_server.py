@@ -173,9 +173,10 @@ class Fault:
 @lru_cache(maxsize=8)
 def oversized_image(fmt: str, side: int = 7000, seed: int = 0) -> bytes:
     """A side x side image in `fmt` (PNG, WEBP, GIF, JPEG) that is small as a file: a real photo
-    shrunk to 175 px and enlarged in blocks (the GIF on a palette of its own), e.g. 274 KB as a
-    7000x7000 PNG. Legal, but decoded at full size it takes about 150-200 MB."""
-    small = photo(PHOTO_NAMES[seed % len(PHOTO_NAMES)]).resize((175, 175))
+    (turned by 5 degrees a seed) shrunk to 175 px and enlarged in blocks (the GIF on a palette
+    of its own), e.g. 274 KB as a 7000x7000 PNG. Legal, but decoded at full size it takes about
+    150-200 MB."""
+    small = photo(PHOTO_NAMES[seed % len(PHOTO_NAMES)]).rotate(seed * 5).resize((175, 175))
     if fmt == "GIF":
         small = small.convert("P", palette=Image.Palette.ADAPTIVE)
     return encode(small.resize((side, side), Image.Resampling.NEAREST), fmt)

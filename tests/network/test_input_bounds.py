@@ -23,7 +23,6 @@ from image_ranking.commons.ratelimit import (
 from image_ranking.models import Candidate, PoiRanking, RateLimitBucket
 from image_ranking.pipeline.ranking import Outcome, rank_poi
 from tests.fakes.images import jpeg_bytes
-from tests.ranking.helpers import FixedScorer
 
 POI = "Torre de Belém"
 HOUR = 3600.0
@@ -56,11 +55,11 @@ def blocked_for(bucket: str) -> float:
 
 # --- thumbnails -------------------------------------------------------------------------------
 def test_oversized_png_webp_and_gif_thumbnails_fail_alone_before_decoding(
-    commons_server, poi, settings, monkeypatch
+    commons_server, poi, settings, nima_scorer
 ):
-    """Commons describes each as 400 px, so the 500px rendition is the 7000x7000 original."""
+    """Commons describes each as 400 px, so the 500px rendition is the 7000x7000 original;
+    the POI is ranked with its other candidate (scored by NIMA)."""
     settings.IMAGE_RANKING_THUMB_WIDTH = 500
-    monkeypatch.setattr("image_ranking.scoring.get_scorer", lambda name=None: FixedScorer())
     good = commons_server.add_file("Belem tower.jpg", jpeg_bytes("coffee"), coords=(38.69, -9.21))
     hostile = [
         commons_server.add_oversized(f"Belem huge.{fmt.lower()}", fmt)
