@@ -68,7 +68,7 @@ def make_thumbnails(case: str, folder: Path) -> None:
 def switch_to_baseline(case: str) -> None:
     """Put the old behaviour back in this process (see the module docstring)."""
     import image_ranking.commons.client as client
-    import image_ranking.pipeline.ranking as ranking
+    import image_ranking.pipeline.candidates as candidates
     import image_ranking.scoring.imaging as imaging
 
     real_open = imaging.open_image
@@ -77,14 +77,14 @@ def switch_to_baseline(case: str) -> None:
         def open_full(data, *, max_pixels=imaging.DEFAULT_MAX_PIXELS, **_ignored):
             return real_open(data, max_pixels=max_pixels)
 
-        imaging.open_image = open_full
-        ranking._within = lambda image, side: image
+        candidates.open_image = open_full
+        candidates._within = lambda image, side: image
     elif case in THUMBNAIL_CASES:
 
         def open_unrefused(data, *, max_pixels=imaging.DEFAULT_MAX_PIXELS, at_most=None, **_):
             return real_open(data, max_pixels=max_pixels, at_most=at_most, refuse_oversized=False)
 
-        imaging.open_image = open_unrefused
+        candidates.open_image = open_unrefused
     else:
         client.CommonsClient._body = lambda self, response, deadline, backoff: response.content
 
@@ -126,7 +126,7 @@ def child(case: str, folder: Path, baseline: bool) -> None:
         server.set_results("Hostile", files)
         sizes = [len(f.data) for f in files]
     before = peak_rss_mb()
-    outcome = rank_poi(poi.pk, threshold=0)
+    outcome = rank_poi(poi.pk, threshold=0).outcome
     peak = peak_rss_mb()
     server.stop()
     result = {

@@ -67,7 +67,7 @@ def test_oversized_png_webp_and_gif_thumbnails_fail_alone_before_decoding(
     ]
     commons_server.set_results(POI, [*hostile, good])
 
-    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.UPDATED
 
     errors = dict(Candidate.objects.filter(poi=poi).values_list("title", "error"))
     for file, fmt in zip(hostile, ("PNG", "WEBP", "GIF"), strict=True):
@@ -107,7 +107,7 @@ def test_a_gzip_bomb_answer_is_a_commons_fault_stopped_by_the_cap(commons_server
 def test_a_gzip_bomb_answer_flags_the_poi_fetch_failed(commons_server, poi, settings):
     settings.WIKIMEDIA_API_MAX_BYTES = 1 << 20
     commons_server.fail_next("gzip_bomb", size=64 << 20)
-    assert rank_poi(poi.pk, threshold=0) == Outcome.FAILED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.FAILED
     ranking = PoiRanking.objects.get(poi=poi)
     assert ranking.reason.startswith(
         "Commons search failed: too_large: the answer decodes to more than 1,048,576 bytes"
