@@ -134,7 +134,7 @@ def test_a_real_shaped_answer_is_far_under_the_default_cap(commons_server, setti
 
 # --- Retry-After ------------------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("status", ["429", "503"])
+@pytest.mark.parametrize("status", ["429", "503", "maxlag"])
 @pytest.mark.parametrize("value", UNUSABLE, ids=UNUSABLE_IDS)
 def test_an_unusable_retry_after_from_the_api_fails_that_request_and_is_never_stored(
     commons_server, shared_limiter, caplog, status, value
@@ -145,7 +145,9 @@ def test_an_unusable_retry_after_from_the_api_fails_that_request_and_is_never_st
     with caplog.at_level(logging.WARNING, logger="image_ranking.commons.client"):
         assert len(client.search_candidates(POI)) == 1  # retried after the usual backoff
     assert RateLimitBucket.objects.get(name=API_BUCKET).blocked_until == 0  # never stored
-    assert f"HTTP {status} with an unusable Retry-After {value[:40]!r}" in caplog.text
+    told = "replicas lagging: Waiting for" if status == "maxlag" else f"HTTP {status}"
+    assert told in caplog.text
+    assert f"with an unusable Retry-After {value[:40]!r}; a fault of this request" in caplog.text
     assert len(client.search_candidates("Another POI")) == 0  # later requests go at once
     assert len(commons_server.api_requests()) == 3
 
