@@ -174,5 +174,3 @@ def make_pois(cluster: Cluster, commons_server, count: int) -> dict[str, int]:
         ]
         commons_server.set_results(name, files)
     return ids
-
-

@@ -161,8 +161,7 @@ def test_no_item_starts_after_a_cancel_returns(clusters, commons_server):
     started = sorted(
         pk
         for (pk,) in cluster.query(
-            "SELECT id FROM image_ranking_rankingrunitem WHERE run_id=? AND started_at IS NOT "
-            "NULL",
+            "SELECT id FROM image_ranking_rankingrunitem WHERE run_id=? AND started_at IS NOT NULL",
             run_id,
         )
     )
