@@ -296,4 +296,4 @@ def test_the_suite_and_the_processes_it_starts_share_development_mode_and_one_ke
     has DEBUG on and the test process's key (so it can read what the test's Django-Q signs)."""
     result = run_python(PRINT_SETTINGS)
     assert result.stdout.split() == ["True", settings.SECRET_KEY], result.stderr
-    assert settings.SECRET_KEY == os.environ["DJANGO_SECRET_KEY"]
+    assert os.environ["DJANGO_SECRET_KEY"] == settings.SECRET_KEY
