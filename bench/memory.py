@@ -78,7 +78,7 @@ def child(full_decode: bool, thumbs: Path) -> None:
     ]
     server.set_results("Hostile", files)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    outcome = rank_poi(poi.pk, threshold=0)
+    outcome = rank_poi(poi.pk, threshold=0).outcome
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     server.stop()
     sizes = [len(f.data) for f in files]
