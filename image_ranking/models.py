@@ -100,19 +100,24 @@ class RunTally:
 
     @classmethod
     def of(cls, items: models.QuerySet) -> RunTally:
-        out = RankingRunItem.Outcome
-        row = items.aggregate(
-            total=Count("pk"),
-            processed=Count("pk", filter=Q(outcome__in=FINAL_OUTCOMES)),
-            updated=Count("pk", filter=Q(outcome=out.UPDATED)),
-            ranked=Count("pk", filter=Q(outcome=out.RANKED)),
-            flagged=Count("pk", filter=Q(outcome=out.FLAGGED)),
-            failed=Count("pk", filter=Q(outcome=out.FAILED)),
-            skipped=Count("pk", filter=Q(outcome=out.SKIPPED)),
-            cancelled=Count("pk", filter=Q(outcome=out.CANCELLED)),
-            running=Count("pk", filter=Q(outcome=out.RUNNING)),
+        """One GROUP BY outcome: read from the (run, outcome) index alone."""
+        counts = dict(
+            items.order_by().values_list("outcome").annotate(n=Count("outcome")).values_list(
+                "outcome", "n"
+            )
         )
-        return cls(**row)
+        out = RankingRunItem.Outcome
+        return cls(
+            total=sum(counts.values()),
+            processed=sum(counts.get(o, 0) for o in FINAL_OUTCOMES),
+            updated=counts.get(out.UPDATED, 0),
+            ranked=counts.get(out.RANKED, 0),
+            flagged=counts.get(out.FLAGGED, 0),
+            failed=counts.get(out.FAILED, 0),
+            skipped=counts.get(out.SKIPPED, 0),
+            cancelled=counts.get(out.CANCELLED, 0),
+            running=counts.get(out.RUNNING, 0),
+        )
 
 
 class RankingRunItem(models.Model):
