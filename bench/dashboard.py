@@ -27,6 +27,7 @@ def setup_django(db_path: Path) -> None:
     os.environ["SQLITE_PATH"] = str(db_path)
     os.environ.pop("DATABASE_URL", None)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "city_wiki.settings")
+    os.environ.setdefault("DJANGO_DEBUG", "1")  # a development tool
     import django
 
     django.setup()

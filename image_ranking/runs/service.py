@@ -261,11 +261,21 @@ def cancel_run(run: RankingRun, *, user: Any = None, reason: str = "") -> int:
 
 
 def run_result(run: RankingRun) -> dict[str, Any]:
-    """The original project's result-dict pattern (the command's JSON line, Prefect's result)."""
+    """The original project's result-dict pattern (the command's JSON line, Prefect's result).
+
+    `status` of a finished run: "failed" when every POI it processed failed, "partial" when
+    some did, "success" otherwise (a run with no POIs too). Else the run's own status:
+    "queued" or "running" (not finished yet), "cancelled"."""
     run.refresh_from_db()
     tally = run.tally()
+    status = str(run.status)
+    if run.status == RankingRun.Status.FINISHED:
+        if tally.failed and tally.failed == tally.processed:
+            status = "failed"
+        else:
+            status = "partial" if tally.failed else "success"
     return {
-        "status": "success" if run.status == RankingRun.Status.FINISHED else str(run.status),
+        "status": status,
         "message": run.message
         or f"{tally.processed}/{tally.total} POIs processed ({run.get_scope_display().lower()})",
         "processed_count": tally.processed,

@@ -93,7 +93,7 @@ def test_ranking_lisbon_end_to_end(lisbon, commons_server, media_root):
     result = json.loads(out.getvalue().strip().splitlines()[-1])
     kinds = Counter(expected.values())
     in_scope = len(pois) - kinds["kept"]  # scope "missing": POIs with a curated image skipped
-    assert result["status"] == "success"
+    assert result["status"] == "partial"  # the Commons errors: some POIs failed
     assert result["processed_count"] == in_scope
     assert result["updated_count"] == kinds["stored"]
     assert result["flagged_count"] == kinds["no_hits"] + kinds["far"]
