@@ -102,9 +102,10 @@ class RunTally:
     def of(cls, items: models.QuerySet) -> RunTally:
         """One GROUP BY outcome: read from the (run, outcome) index alone."""
         counts = dict(
-            items.order_by().values_list("outcome").annotate(n=Count("outcome")).values_list(
-                "outcome", "n"
-            )
+            items.order_by()
+            .values_list("outcome")
+            .annotate(n=Count("outcome"))
+            .values_list("outcome", "n")
         )
         out = RankingRunItem.Outcome
         return cls(

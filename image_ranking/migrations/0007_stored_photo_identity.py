@@ -21,6 +21,17 @@ def stored_photo_from_winners(apps, schema_editor):
         candidate.save(update_fields=["scene"])
 
 
+def forget_unusable_blocks(apps, schema_editor):
+    """A `Retry-After: inf` stored by older code blocked every request for ever."""
+    import math
+
+    RateLimitBucket = apps.get_model("image_ranking", "RateLimitBucket")
+    for bucket in RateLimitBucket.objects.all():
+        if not math.isfinite(bucket.blocked_until):
+            bucket.blocked_until = 0
+            bucket.save(update_fields=["blocked_until"])
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("cities", "0001_initial"),
@@ -78,5 +89,6 @@ class Migration(migrations.Migration):
             index=models.Index(fields=["started_at"], name="image_ranki_started_685267_idx"),
         ),
         migrations.RunPython(stored_photo_from_winners, migrations.RunPython.noop),
+        migrations.RunPython(forget_unusable_blocks, migrations.RunPython.noop),
         migrations.RemoveField(model_name="candidate", name="dhash"),
     ]
