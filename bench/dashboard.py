@@ -41,7 +41,7 @@ def setup_django(code: Path, db: str) -> None:
         os.environ["SQLITE_PATH"] = db
         os.environ.pop("DATABASE_URL", None)
     os.environ["DJANGO_SETTINGS_MODULE"] = "city_wiki.settings"
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-" + "x" * 40)
+    os.environ.setdefault("DJANGO_DEBUG", "1")  # a development tool: settings of `make run`
     import django
 
     django.setup()

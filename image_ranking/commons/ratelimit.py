@@ -201,7 +201,11 @@ class SharedLimiter:
         self.block_for(epoch - time.time())
 
     def block_for(self, seconds: float) -> None:
-        """No worker may start a request of this bucket for `seconds` from now."""
+        """No worker may start a request of this bucket for `seconds` from now.
+
+        Refuses (ValueError) a non-finite or negative duration: stored, an inf or nan would
+        stop every worker until someone edited the row by hand."""
+        _check_block(self.config.name, seconds)
         self._ensure_rows()
         with transaction.atomic():
             until = database_time() + seconds
@@ -522,6 +526,7 @@ class LocalLimiter:
         self.block_for(epoch - time.time())
 
     def block_for(self, seconds: float) -> None:
+        _check_block(self.name, seconds)
         with self._lock:
             until = time.monotonic() + seconds
             self._blocks[self.name] = max(self._blocks.get(self.name, 0.0), until)
@@ -529,6 +534,13 @@ class LocalLimiter:
 
 
 Limiter = SharedLimiter | LocalLimiter
+
+
+def _check_block(name: str, seconds: float) -> None:
+    """A block must be a finite, non-negative number of seconds (callers validate Retry-After;
+    this is the last line of defence)."""
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{name}: refused to block for {seconds!r} s (not a finite wait >= 0)")
 
 
 def _bounded_wait(

@@ -33,7 +33,7 @@ STATES = {
     "missing": ("Missing image", "missing"),
     "fallback": ("Fallback image", "uses_fallback"),
     "flagged": ("Flagged", "flagged"),
-    "ranked": ("Ranked", "ranked"),
+    "ranked": ("Scored", "ranked"),  # candidates fetched and scored at least once
     "has_image": ("Has image", "with_real_image"),
 }
 STATUSES = {value: label for value, (label, _) in STATES.items()}

@@ -69,3 +69,17 @@ class FixedScorer:
         from image_ranking.scoring import ScoreResult
 
         return [ScoreResult(score=self.value, std=1.0) for _ in images]
+
+
+def store_bytes(poi, data: bytes, origin: str = "") -> None:
+    """Store `data` as the POI's image the way the pipeline does: prepared in memory, written
+    under a free name, then switched in with its origin by `outcome.record`, under the POI's
+    claim. Raises StorageError as the pipeline's storage does."""
+    from image_ranking.pipeline import outcome, storage
+    from image_ranking.pipeline.claims import holding
+
+    with holding(poi) as (_ranking, token):
+        name = storage.write_file(poi, storage.prepare_bytes(data))
+        image = outcome.NewImage(name, origin)
+        outcome.record(poi, token, outcome.Decision("", "", flag="", image=image))
+    poi.refresh_from_db()

@@ -26,7 +26,9 @@ Outcome = RankingRunItem.Outcome
 @pytest.fixture
 def fixed_scorer(monkeypatch):
     """Control flow only: the model's opinion is irrelevant here."""
-    monkeypatch.setattr("image_ranking.scoring.get_scorer", lambda name=None: FixedScorer())
+    monkeypatch.setattr(
+        "image_ranking.pipeline.ranking.get_scorer", lambda name=None: FixedScorer()
+    )
 
 
 def flags_of(poi) -> list[Validation]:
@@ -219,6 +221,8 @@ def test_a_sync_run_whose_process_died_is_swept(make_poi, settings):
 
 def test_the_sweep_is_throttled_unless_forced(make_poi):
     run = queued_run(make_poi, ["Throttled"])
+    long_ago = timezone.now() - sweep.task_timeout() - sweep.GRACE - timedelta(seconds=1)
+    RankingRun.objects.filter(pk=run.pk).update(created_at=long_ago)  # nothing moved since
     RankingRun.objects.filter(pk=run.pk).update(swept_at=timezone.now())  # just swept
     run.refresh_from_db()
     OrmQ.objects.all().delete()

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("cities", "0002_dashboard_indexes"),
-        ("image_ranking", "0006_curator_search_query"),
+        ("image_ranking", "0007_stored_photo_identity"),
     ]
 
     operations = [
