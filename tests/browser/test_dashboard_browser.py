@@ -312,6 +312,7 @@ def watch_rank_missing(browser, base_url, cookie, pois, tmp_path) -> set[str]:
     expect(page.locator("#current-threshold")).to_contain_text(f"threshold {suggested}")
     expect(page.locator("#toast")).not_to_have_class(re.compile("toast--show"), timeout=6000)
     page.wait_for_timeout(300)  # the status line's fade
+    page.locator("#tools summary").click()  # the drawer closed again: photos first
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(screenshot_path(tmp_path, "dashboard.png")), full_page=True)
     page.keyboard.press("?")

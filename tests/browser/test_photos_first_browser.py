@@ -100,7 +100,7 @@ def test_the_first_screen_shows_whole_photos_in_their_own_colours(
     expect(page.locator(".note--ineligible").first).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     page.evaluate("window.scrollTo(0, 0)")
-    name = "dashboard.png" if width == 1440 else "dashboard-narrow.png"
+    name = "dashboard-first-screen.png" if width == 1440 else "dashboard-narrow.png"
     page.screenshot(path=str(screenshot_path(tmp_path, name)))
 
 
