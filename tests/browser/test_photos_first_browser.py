@@ -110,6 +110,11 @@ def test_the_focused_review_labels_20_candidates_with_keys_and_reaches_a_tileles
 ):
     city, _, pois = make_pois(8, 3, image_every=2, flag_every=3, urls=commons_urls(commons_server))
     Candidate.objects.filter(poi=pois[3]).delete()  # flagged, no candidates, no fallback
+    for poi in pois:  # the stored files of the current images
+        if poi.image_file:
+            path = media_root / poi.image_file.name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            photo(PHOTO_NAMES[(poi.pk + 1) % len(PHOTO_NAMES)]).save(path)
     page = logged_in_page(browser, live_server.url, curator, width=width, height=height)
     page.goto(f"/image-ranking/?city={city.pk}")
     mark_document(page)
