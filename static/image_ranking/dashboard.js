@@ -137,7 +137,11 @@
       return;
     }
     const own = button(tile, kind);
-    if (!own) return;
+    if (!own) {
+      toast(tile.classList.contains("tile--missing") ? "No image to label here: n goes to the next POI."
+        : "The category fallback image is no photo of this POI: it takes no label.", "warning");
+      return;
+    }
     if (own.getAttribute("aria-pressed") === "true") { focusTile(next); return; }
     pendingFocus = next.id;
     send(own);
@@ -145,11 +149,16 @@
   }
 
   // "Use this image" and "only this one good": their answer is the whole card.
+  const NOT_HERE = {
+    only: "“Only this” is for a candidate of a POI with several: this image has none to compare.",
+    use: "“Use this image” is not offered here: it is the image in use, another POI's photo, or no candidate.",
+  };
+
   function tileAction(key) {
     if (focusView()) { focusAction(key, false); return; }
     const tile = currentTile();
     const own = button(tile, key);
-    if (!own) return;
+    if (!own) { if (tile) toast(NOT_HERE[key], "warning"); return; }
     pendingFocus = tile.id;
     send(own);
   }

@@ -99,9 +99,12 @@ def test_without_javascript_the_same_forms_work_with_a_full_page_load(
     page = logged_in_page(browser, live_server.url, curator, javascript=False)
     page.goto(f"/image-ranking/?city={city.pk}&status=missing&per_page=10")
 
-    # Without JavaScript a photo links to its focused review, whose actions are plain forms.
+    # Without JavaScript the POI's name links to its focused review (the page's filters kept;
+    # a photo's own link is short: 220 a page), whose actions are plain forms.
     with page.expect_navigation():
-        page.locator(f"#t-c{cand.pk} a.thumb").click()
+        page.locator(f"#poi-{pois[1].pk} .poi-name a").click()
+    with page.expect_navigation():
+        page.locator(f".filmstrip a[href*='img=c{cand.pk}']").click()
     with page.expect_navigation():
         page.locator("#focus-actions button[data-key=bad]").click()
 
