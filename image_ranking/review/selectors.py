@@ -301,9 +301,36 @@ def neighbour(pois: QuerySet, sort: str, poi_id: int, *, forward: bool = True) -
     values = RankablePoi.objects.filter(pk=poi_id).values_list(*paths).first()
     if values is None:
         return None
+    if sort:
+        return _ranking_neighbour(pois, sort, values, forward)
     condition = after(sort, values) if forward else before(sort, values)
     rows = pois.filter(condition).order_by(*ordering(sort, reverse=not forward))
     return rows.values_list("pk", flat=True).first()
+
+
+def _ranking_neighbour(pois: QuerySet, sort: str, values: tuple, forward: bool) -> int | None:
+    """`neighbour` for a sort on a ranking field, in the two parts `page_ids` reads: the POIs
+    with the field along PoiRanking's (field, poi) index from the POI's own value and pk, then
+    those without it by pk. Each query is a seek into an index from where the POI stands."""
+    (field, desc), (_, pk_desc) = SORT_KEYS[sort]
+    value, pk = values
+    keyed = pois.filter(**{f"{field}__isnull": False})
+    rest = pois.filter(**{f"{field}__isnull": True})
+    first = lambda rows: rows.values_list("pk", flat=True).first()  # noqa: E731
+    smaller = desc == forward  # the rows met next have smaller values
+    step = "lt" if pk_desc == forward else "gt"  # the pks met next, among equal values
+    by_pk = F("pk").desc() if pk_desc == forward else F("pk").asc()
+    along = F("ranking__poi").desc() if smaller else F("ranking__poi").asc()
+    key_order = (F(field).desc() if smaller else F(field).asc(), along)
+    if value is None:
+        found = first(rest.filter(**{f"pk__{step}": pk}).order_by(by_pk))
+        return found if found or forward else first(keyed.order_by(*key_order))
+    # Ties first (the same value, the next pks: one index seek), then the next values.
+    tie = keyed.filter(**{field: value, f"ranking__poi__{step}": pk}).order_by(along)
+    found = first(tie) or first(
+        keyed.filter(**{f"{field}__{'lt' if smaller else 'gt'}": value}).order_by(*key_order)
+    )
+    return found if found or not forward else first(rest.order_by(by_pk))
 
 
 @dataclass(frozen=True)
