@@ -196,9 +196,8 @@ def poll_url() -> str:
 def measure(client, url: str, repeat: int) -> dict:
     """Median and best milliseconds (warm: what a curator browsing gets), the first request's
     with an empty cache (cold), query count and response size of GET url."""
-    from django.db import connection
-
     from django.core.cache import cache
+    from django.db import connection
 
     cache.clear()  # cold: the header counts and the report's figures computed afresh
     start = time.perf_counter()
