@@ -356,9 +356,8 @@ def main() -> None:
             f"({made:.0f} s to create); median (best) of {args.repeat} runs; "
             f"load average {os.getloadavg()[0]:.2f}"
         )
-        print(
-            f"{'page':<32}{'current (cold: empty cache)':>45}{'baseline ' + args.baseline:>34}{'speed-up':>10}"
-        )
+        head = f"{'page':<32}{'current (cold: empty cache)':>45}"
+        print(f"{head}{'baseline ' + args.baseline:>34}{'speed-up':>10}")
         for name in current:
             c, b = current[name], baseline.get(name)
             left = (
