@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, QuerySet
 
 from cities.models import City, PoiList, PointOfInterest
 from image_ranking.models import (
@@ -43,7 +43,7 @@ DEFAULT_PER_PAGE = 20
 # the city's name, the POI's name and pk (an index walks it: cities' `poi_city_name`); the
 # others are a ranking field then the pk in the same direction, which an index of PoiRanking
 # (field, poi) walks for the POIs that have the field (`page_ids`). Every sort ends with the
-# pk, so pages are stable and a POI's neighbours follow from its own keys (`after`, `before`).
+# pk, so pages are stable and a POI's neighbours follow from its own keys (`neighbour`).
 _BY_NAME = (("city__name", False), ("name", False), ("pk", False))
 SORT_KEYS = {
     "": _BY_NAME,
@@ -69,30 +69,6 @@ def ordering(sort: str, *, reverse: bool = False) -> list:
 
 
 SORTS = {value: (label, ordering(value)) for value, label in SORT_LABELS.items()}
-
-
-def after(sort: str, values: tuple) -> Q:
-    """The POIs after one whose sort keys are `values`, in the order of `sort` (keyset)."""
-    return _beyond(SORT_KEYS[sort], values, forward=True)
-
-
-def before(sort: str, values: tuple) -> Q:
-    return _beyond(SORT_KEYS[sort], values, forward=False)
-
-
-def _beyond(keys, values, *, forward: bool) -> Q:
-    (path, desc), rest = keys[0], keys[1:]
-    value, more = values[0], values[1:]
-    tie = _beyond(rest, more, forward=forward) if rest else Q(pk__in=[])
-    if value is None:  # empty values come last
-        if forward:
-            return Q(**{f"{path}__isnull": True}) & tie
-        return Q(**{f"{path}__isnull": False}) | (Q(**{f"{path}__isnull": True}) & tie)
-    bigger = desc != forward  # the next rows have a bigger value
-    beyond = Q(**{f"{path}__{'gt' if bigger else 'lt'}": value})
-    if forward:
-        beyond |= Q(**{f"{path}__isnull": True})
-    return beyond | (Q(**{path: value}) & tie)
 
 
 @dataclass(frozen=True)
@@ -303,9 +279,25 @@ def neighbour(pois: QuerySet, sort: str, poi_id: int, *, forward: bool = True) -
         return None
     if sort:
         return _ranking_neighbour(pois, sort, values, forward)
-    condition = after(sort, values) if forward else before(sort, values)
-    rows = pois.filter(condition).order_by(*ordering(sort, reverse=not forward))
-    return rows.values_list("pk", flat=True).first()
+    return _name_neighbour(pois, values, forward)
+
+
+def _name_neighbour(pois: QuerySet, values: tuple, forward: bool) -> int | None:
+    """`neighbour` in the default order (city name, name, pk) by seeks along the POIs'
+    (city, name, id) index: the same name's next pk, the city's next name, the next city."""
+    city, name, pk = values
+    more, order = ("gt", F("pk").asc()) if forward else ("lt", F("pk").desc())
+    by_name = [F("name").asc(), F("pk").asc()] if forward else [F("name").desc(), F("pk").desc()]
+    steps = (
+        pois.filter(city__name=city, name=name, **{f"pk__{more}": pk}).order_by(order),
+        pois.filter(city__name=city, **{f"name__{more}": name}).order_by(*by_name),
+        pois.filter(**{f"city__name__{more}": city}).order_by(*ordering("", reverse=not forward)),
+    )
+    for rows in steps:
+        found = rows.values_list("pk", flat=True).first()
+        if found:
+            return found
+    return None
 
 
 def _ranking_neighbour(pois: QuerySet, sort: str, values: tuple, forward: bool) -> int | None:
