@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "django_q",
     "cities",
     "image_ranking",
+    "workflow",
 ]
 
 MIDDLEWARE = [
