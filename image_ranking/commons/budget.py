@@ -44,4 +44,3 @@ def cap(seconds: float) -> float:
     """`seconds`, shortened to what the budget has left."""
     left = remaining()
     return seconds if left is None else min(seconds, left)
-

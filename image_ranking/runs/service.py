@@ -26,6 +26,7 @@ from image_ranking.models import (
 from image_ranking.runs import queue
 from image_ranking.runs.items import end_run, mark_started, task_group
 from image_ranking.runs.sweep import sweep_run
+from image_ranking.runs.tasks import rank_poi_task
 
 logger = logging.getLogger(__name__)
 
@@ -151,8 +152,6 @@ def start_run(
 def _rank_here(
     run: RankingRun, ids: list[int], options: dict[str, Any], progress: ProgressCallback | None
 ) -> None:
-    from image_ranking.runs.tasks import rank_poi_task  # late: loads the scorer stack
-
     mark_started(run.pk)
     try:
         for done, poi_id in enumerate(ids, start=1):
