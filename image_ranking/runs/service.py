@@ -23,10 +23,9 @@ from image_ranking.models import (
     RankingRunItem,
     Scope,
 )
-from image_ranking.runs import queue
+from image_ranking.runs import queue, tasks
 from image_ranking.runs.items import end_run, mark_started, task_group
 from image_ranking.runs.sweep import sweep_run
-from image_ranking.runs.tasks import rank_poi_task
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +154,7 @@ def _rank_here(
     mark_started(run.pk)
     try:
         for done, poi_id in enumerate(ids, start=1):
-            rank_poi_task(poi_id, **options)
+            tasks.rank_poi_task(poi_id, **options)
             if progress is not None:
                 progress(done, len(ids))
     except KeyboardInterrupt:
