@@ -131,7 +131,6 @@ def make_data(n_pois: int, n_candidates: int) -> None:
                     parent=city,
                     context="image_ranking",
                     aggregate="below_threshold",
-                    specialized_aggregate=f"poi:{poi.pk}",
                     description="below threshold",
                 )
                 if flagged

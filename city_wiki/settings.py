@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "django_q",
     "cities",
     "image_ranking",
+    "workflow",
 ]
 
 MIDDLEWARE = [

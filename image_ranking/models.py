@@ -332,7 +332,7 @@ class ImageTrainingData(models.Model):
 class RateLimitBucket(models.Model):
     """A token bucket shared by all processes.
 
-    Times are Unix epoch seconds on the DATABASE's clock (`ratelimit.database_time()`), never a
+    Times are Unix epoch seconds on the DATABASE's clock (`dbclock.epoch()`), never a
     worker host's, so hosts with skewed clocks still agree on refills and blocks.
     """
 

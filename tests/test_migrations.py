@@ -29,6 +29,15 @@ def test_0007_keeps_stored_photos_identity_and_forgets_an_infinite_block():
     old.get_model("image_ranking", "RateLimitBucket").objects.create(
         name="commons_api", blocked_until=math.inf
     )
+    Validation = old.get_model("cities", "Validation")
+    flagged = Poi.objects.create(city=city, name="Castelo", category="see")
+    unlinked = Validation.objects.create(
+        context="image_ranking", aggregate="no_images", specialized_aggregate=f"poi:{flagged.pk}"
+    )  # found by its marker only, as older code could leave it
+    duplicate = Validation.objects.create(
+        context="image_ranking", aggregate="no_images", specialized_aggregate=f"poi:{flagged.pk}"
+    )
+    old.get_model("image_ranking", "PoiRanking").objects.create(poi=flagged, status="flagged")
 
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
@@ -39,6 +48,9 @@ def test_0007_keeps_stored_photos_identity_and_forgets_an_infinite_block():
     assert bytes(ranking.image_scene) == bytes.fromhex("00ff00ff00ff00ff")
     bucket = new.get_model("image_ranking", "RateLimitBucket").objects.get(name="commons_api")
     assert bucket.blocked_until == 0
+    flag = new.get_model("image_ranking", "PoiRanking").objects.get(poi_id=flagged.pk).validation
+    assert flag.pk == unlinked.pk and flag.specialized_aggregate == ""  # one link, no marker
+    assert not new.get_model("cities", "Validation").objects.filter(pk=duplicate.pk).exists()
 
     executor = MigrationExecutor(connection)
     executor.migrate(executor.loader.graph.leaf_nodes())  # back to today's schema

@@ -39,8 +39,6 @@ from image_ranking.commons.transport import (
     socket_timeouts,
 )
 
-__all__ = ["DownloadError", "fetch_image_bytes", "is_allowed", "origin_of"]
-
 logger = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 5

@@ -32,6 +32,29 @@ def forget_unusable_blocks(apps, schema_editor):
             bucket.save(update_fields=["blocked_until"])
 
 
+def one_link_per_flag(apps, schema_editor):
+    """A flag was found by the marker `poi:<id>` and again by PoiRanking.validation: keep the
+    link, drop the marker (and any duplicate it found)."""
+    Validation = apps.get_model("cities", "Validation")
+    PoiRanking = apps.get_model("image_ranking", "PoiRanking")
+    marked = Validation.objects.filter(
+        context="image_ranking", specialized_aggregate__startswith="poi:"
+    )
+    for flag in marked.order_by("pk"):
+        poi_id = flag.specialized_aggregate.removeprefix("poi:")
+        ranking = (
+            PoiRanking.objects.filter(poi_id=int(poi_id)).first() if poi_id.isdigit() else None
+        )
+        if ranking is None:
+            continue
+        if ranking.validation_id is None:
+            ranking.validation_id = flag.pk
+            ranking.save(update_fields=["validation"])
+        elif ranking.validation_id != flag.pk:
+            flag.delete()
+    marked.update(specialized_aggregate="")
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("cities", "0001_initial"),
@@ -90,5 +113,6 @@ class Migration(migrations.Migration):
         ),
         migrations.RunPython(stored_photo_from_winners, migrations.RunPython.noop),
         migrations.RunPython(forget_unusable_blocks, migrations.RunPython.noop),
+        migrations.RunPython(one_link_per_flag, migrations.RunPython.noop),
         migrations.RemoveField(model_name="candidate", name="dhash"),
     ]

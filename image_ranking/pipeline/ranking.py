@@ -22,7 +22,7 @@ from django.conf import settings
 from django_q.exceptions import TimeoutException
 
 from cities.models import PointOfInterest
-from image_ranking.commons.budget import BudgetExhausted, time_budget
+from image_ranking.commons.budget import time_budget
 from image_ranking.commons.client import CommonsError, get_commons_client, titles_not_found
 from image_ranking.models import AdoptedThreshold, PoiRanking
 from image_ranking.pipeline import candidates, fallback, flags, outcome, winner
@@ -76,13 +76,10 @@ def rank_poi(
         # No threshold given (command line, Prefect): the one curators adopted, else the setting.
         limit = threshold if threshold is not None else AdoptedThreshold.current(model_name)
         job = _Job(poi, ranking, token, run_id, limit)
-        try:
-            with time_budget(poi_budget_seconds()):
-                decision = _rank_claimed(job, replace_existing, model_name)
-        except BudgetExhausted as exc:
-            decision = job.record(
-                Decision(Status.FAILED, f"time budget ran out: {exc}", flags.FETCH_FAILED)
-            )
+        # Every wait at the network edge gives up within the budget, and says so in the
+        # Commons or download error it ends as (a fetch_failed flag).
+        with time_budget(poi_budget_seconds()):
+            decision = _rank_claimed(job, replace_existing, model_name)
         return PoiResult(Outcome(decision.outcome), decision.reason)
     except outcome.ClaimLost as exc:
         logger.error("%s", exc)

@@ -17,9 +17,9 @@ from image_ranking.commons.ratelimit import (
     API_BUCKET,
     MEDIA_BUCKET,
     api_limiter,
-    database_time,
     reset_local_limits,
 )
+from image_ranking.dbclock import epoch as database_time
 from image_ranking.models import Candidate, PoiRanking, RateLimitBucket
 from image_ranking.pipeline.ranking import Outcome, rank_poi
 from tests.fakes.images import jpeg_bytes

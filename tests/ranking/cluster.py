@@ -134,14 +134,12 @@ class Cluster:
         assert set(items) == set(poi_ids)
         assert {outcome for outcome, _ in items.values()} <= FINAL, items
         images = dict(self.query("SELECT id, image_file FROM cities_pointofinterest"))
-        flags: dict[str, int] = {}
-        for (marker,) in self.query(
-            "SELECT specialized_aggregate FROM cities_validation WHERE context='image_ranking'"
-        ):
-            flags[marker] = flags.get(marker, 0) + 1
-        assert all(count == 1 for count in flags.values()), flags  # no duplicate flags
+        flags = dict(self.query("SELECT poi_id, validation_id FROM image_ranking_poiranking"))
+        rows = self.query("SELECT id FROM cities_validation WHERE context='image_ranking'")
+        linked = [flag for flag in flags.values() if flag is not None]
+        assert sorted(linked) == sorted(pk for (pk,) in rows)  # no duplicate or stray flag
         for poi in poi_ids:
-            assert images[poi] or flags.get(f"poi:{poi}") == 1, (poi, items[poi])
+            assert images[poi] or flags.get(poi), (poi, items[poi])  # an image or its flag
         stored = {str(p.relative_to(self.media)) for p in self.media.rglob("*") if p.is_file()}
         assert stored == {name for name in images.values() if name}  # no orphan file
 

@@ -83,3 +83,19 @@ def store_bytes(poi, data: bytes, origin: str = "") -> None:
         image = outcome.NewImage(name, origin)
         outcome.record(poi, token, outcome.Decision("", "", flag="", image=image))
     poi.refresh_from_db()
+
+
+def flags_of(poi) -> list[str]:
+    """The POI's open image-ranking flags (its PoiRanking's link), as aggregates; [] or one."""
+    from image_ranking.models import PoiRanking
+
+    ranking = PoiRanking.objects.select_related("validation").filter(poi=poi).first()
+    return [ranking.validation.aggregate] if ranking and ranking.validation else []
+
+
+def flag_rows(poi) -> list:
+    """The POI's open image-ranking flag rows (Validation), through its PoiRanking's link."""
+    from image_ranking.models import PoiRanking
+
+    ranking = PoiRanking.objects.select_related("validation").filter(poi=poi).first()
+    return [ranking.validation] if ranking and ranking.validation else []

@@ -105,9 +105,10 @@ def test_ranking_lisbon_end_to_end(lisbon, commons_server, media_root):
     assert queries == Counter({p.name: 1 for p in ranked})
 
     flags = {
-        int(v.specialized_aggregate.split(":")[1]): v.aggregate
-        for v in Validation.objects.filter(context="image_ranking")
+        r.poi_id: r.validation.aggregate
+        for r in PoiRanking.objects.select_related("validation").exclude(validation=None)
     }
+    assert len(flags) == Validation.objects.filter(context="image_ranking").count()
     for poi in pois:
         poi.refresh_from_db()
         kind = expected[poi.pk]

@@ -12,13 +12,13 @@ from django.utils import timezone
 from django_q.exceptions import TimeoutException
 from django_q.models import OrmQ, Task
 
-from cities.models import Validation
 from image_ranking.models import PoiRanking, RankingRun, RankingRunItem
 from image_ranking.runs import service as runs
 from image_ranking.runs import sweep
 from image_ranking.runs.tasks import rank_poi_task
 from tests.fakes.images import jpeg_bytes
 from tests.ranking.helpers import FixedScorer, scaled
+from tests.ranking.helpers import flag_rows as flags_of
 
 Outcome = RankingRunItem.Outcome
 
@@ -28,12 +28,6 @@ def fixed_scorer(monkeypatch):
     """Control flow only: the model's opinion is irrelevant here."""
     monkeypatch.setattr(
         "image_ranking.pipeline.ranking.get_scorer", lambda name=None: FixedScorer()
-    )
-
-
-def flags_of(poi) -> list[Validation]:
-    return list(
-        Validation.objects.filter(context="image_ranking", specialized_aggregate=f"poi:{poi.pk}")
     )
 
 

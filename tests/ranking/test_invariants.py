@@ -16,13 +16,13 @@ import pytest
 from django.urls import reverse
 from django_q.models import OrmQ
 
-from cities.models import PointOfInterest, Validation
+from cities.models import PointOfInterest
 from image_ranking.commons import ratelimit
 from image_ranking.models import Candidate, PoiRanking, RankablePoi, RankingRun, RankingRunItem
 from image_ranking.pipeline import choice, claims, outcome, storage
 from image_ranking.pipeline.ranking import Outcome, rank_poi
 from tests.fakes.images import photo
-from tests.ranking.helpers import FixedScorer, scaled, store_bytes
+from tests.ranking.helpers import FixedScorer, flags_of, scaled, store_bytes
 
 pytestmark = pytest.mark.django_db
 Origin = PoiRanking.Origin
@@ -33,14 +33,6 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 def fixed_scorer(monkeypatch):
     monkeypatch.setattr(
         "image_ranking.pipeline.ranking.get_scorer", lambda name=None: FixedScorer()
-    )
-
-
-def flags_of(poi) -> list[str]:
-    return list(
-        Validation.objects.filter(
-            context="image_ranking", specialized_aggregate=f"poi:{poi.pk}"
-        ).values_list("aggregate", flat=True)
     )
 
 

@@ -47,8 +47,9 @@ def test_a_task_past_q_timeout_is_recorded_and_the_run_ends(cluster_factory, com
     outcome, reason = items[ids["Place 001"]]
     assert outcome == "failed" and "timeout" in reason
     flags = cluster.query(
-        "SELECT aggregate FROM cities_validation WHERE specialized_aggregate=?",
-        f"poi:{ids['Place 001']}",
+        "SELECT v.aggregate FROM cities_validation v JOIN image_ranking_poiranking r "
+        "ON r.validation_id = v.id WHERE r.poi_id=?",
+        ids["Place 001"],
     )
     assert flags == [("internal_error",)]
     cluster.assert_every_poi_resolved(run["run_id"], list(ids.values()))

@@ -18,6 +18,7 @@ from image_ranking.pipeline.ranking import Outcome, rank_poi
 from image_ranking.runs.service import select_pois
 from image_ranking.runs.tasks import rank_poi_task
 from tests.fakes.images import PHOTO_NAMES, degrade, encode, jpeg_bytes, photo
+from tests.ranking.helpers import flag_rows as flags_of
 
 from .helpers import (
     FixedScorer,
@@ -55,12 +56,6 @@ def stored_size(poi) -> tuple[int, int]:
     poi.refresh_from_db()
     with poi.image_file.open("rb") as handle:
         return Image.open(io.BytesIO(handle.read())).size
-
-
-def flags_of(poi) -> list[Validation]:
-    return list(
-        Validation.objects.filter(context="image_ranking", specialized_aggregate=f"poi:{poi.pk}")
-    )
 
 
 def test_the_original_beats_its_dark_copy_and_is_stored_from_the_1280_rendition(

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from cities.models import Validation
 from image_ranking.models import Candidate, PoiRanking
 from image_ranking.pipeline.ranking import Outcome, rank_poi
 from image_ranking.pipeline.relevance import NAMES_OTHER, NAMES_THIS, NEUTRAL, Place, assess
 from tests.fakes.images import degrade, photo
-from tests.ranking.helpers import FixedScorer, store_bytes
+from tests.ranking.helpers import FixedScorer, flags_of, store_bytes
 
 
 @pytest.fixture
@@ -25,14 +24,6 @@ def fixed_scorer(monkeypatch):
 
 def winner(poi) -> str:
     return Candidate.objects.get(poi=poi, is_winner=True).title
-
-
-def flags_of(poi) -> list[str]:
-    return list(
-        Validation.objects.filter(
-            context="image_ranking", specialized_aggregate=f"poi:{poi.pk}"
-        ).values_list("aggregate", flat=True)
-    )
 
 
 @pytest.mark.parametrize(
