@@ -22,7 +22,7 @@ from django_htmx.http import push_url, reswap, retarget, trigger_client_event
 
 from cities.models import PointOfInterest
 from image_ranking.models import Candidate
-from image_ranking.review import calibration, focusing, labels, rendering, selectors
+from image_ranking.review import calibration, focusing, rendering, selectors, undo
 from image_ranking.review.forms import filters_from_return_to
 from image_ranking.review.selectors import Filters
 
@@ -56,7 +56,7 @@ def oob(
             "counts": selectors.counts(filters.city_id, filters.list_id),
             "toast": message,
             "toast_level": level,
-            "undo_depth": labels.undo_depth(request.session),
+            "undo_depth": undo.undo_depth(request.session),
             "calibration": calibration.calibrate(filters.model) if labels_changed else None,
             "models": calibration.model_choices(),
             "filters": filters,

@@ -26,8 +26,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
 from image_ranking.models import Candidate, ImageTrainingData, PoiRanking, RankablePoi
-from image_ranking.review.cards import rank_score
-from image_ranking.review.labels import current_image_url
+from image_ranking.review.labels import current_image_url, rank_score
 
 logger = logging.getLogger(__name__)
 

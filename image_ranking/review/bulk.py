@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_POST
 
 from image_ranking.models import Candidate
-from image_ranking.review import labels
+from image_ranking.review import labels, undo
 from image_ranking.review.answers import (  # noqa: F401 (FOCUS_HEADER: tests)
     FOCUS_HEADER,
     answer_card,
@@ -50,16 +50,16 @@ def good_others_bad(request: HttpRequest, candidate_id: int) -> HttpResponse:
     if answer:
         return answer
     changes = good_and_others_bad(candidate, user=request.user)
-    labels.push_undo_group(request.session, changes)
+    undo.push_undo_group(request.session, changes)
     bad = len(changes) - 1
     message = f"Marked “{candidate.title}” good and {bad} other{'s' if bad != 1 else ''} bad."
     return answer_card(request, candidate.poi_id, message, labels_changed=True)
 
 
-def undo_group(request: HttpRequest, step: labels.UndoStep) -> HttpResponse:
+def undo_group(request: HttpRequest, step: undo.UndoStep) -> HttpResponse:
     """Take back a bulk action (one undo step): every label as it was, and the cards of its
     POIs, focus on the tile of the image the action changed first."""
-    taken = labels.undo_group(step.changes)
+    taken = undo.undo_group(step.changes)
     return answer_cards(
         request,
         step.poi_ids,

@@ -19,6 +19,7 @@ from django.db.models import Count, F, FloatField, Q
 from django.db.models.functions import Cast, Floor
 
 from image_ranking.models import AdoptedThreshold, ImageTrainingData
+from image_ranking.scoring.registry import MODEL_NAMES
 
 BIN = 0.1  # resolution of the threshold search
 CHART_BIN = 0.5  # bar width of the chart
@@ -33,8 +34,6 @@ def model_name() -> str:
 
 def model_choices() -> tuple[str, ...]:
     """The models the calibration panel offers."""
-    from image_ranking.scoring.registry import MODEL_NAMES
-
     return MODEL_NAMES
 
 

@@ -9,7 +9,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from image_ranking.models import Candidate
-from image_ranking.review import focusing, labels, selectors
+from image_ranking.review import focusing, selectors, undo
 from image_ranking.review.answers import bad_request
 from image_ranking.review.forms import FilterForm
 
@@ -45,5 +45,5 @@ def focused_review(request: HttpRequest) -> HttpResponse:
     if request.htmx:
         return HttpResponse(focusing.panel_html(request, context))
     counts = selectors.counts(focus.filters.city_id, focus.filters.list_id)
-    context.update(counts=counts, undo_depth=labels.undo_depth(request.session))
+    context.update(counts=counts, undo_depth=undo.undo_depth(request.session))
     return render(request, "image_ranking/focus.html", context)

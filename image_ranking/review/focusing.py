@@ -17,9 +17,10 @@ from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from image_ranking.review import calibration, selectors
-from image_ranking.review.cards import Card, Tile
+from image_ranking.review import calibration, facts, selectors
+from image_ranking.review.cards import Card
 from image_ranking.review.selectors import Filters
+from image_ranking.review.tiles import Tile
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,9 @@ def panel_context(focus: Focus) -> dict | None:
     return {
         "card": card,
         "tile": tile,
-        "details": tile.details() if tile else None,
+        "details": facts.details(tile) if tile else None,
         "current": card.current,
-        "current_details": card.current.details() if card.current else None,
+        "current_details": facts.details(card.current) if card.current else None,
         "position": (card.candidates.index(tile) + 1) if tile else 0,
         "focus": focus,
         "return_to": urlencode(focus.filters.query()),

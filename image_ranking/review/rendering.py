@@ -13,7 +13,8 @@ from django.http import HttpRequest
 from django.template import engines
 from django.utils.safestring import SafeString, mark_safe
 
-from image_ranking.review.cards import Card, Tile
+from image_ranking.review.cards import Card
+from image_ranking.review.tiles import Tile
 
 CARD_TEMPLATE = "image_ranking/poi_card.html"
 TILE_TEMPLATE = "image_ranking/tile.html"

@@ -26,6 +26,8 @@ from image_ranking.review.answers import (
     return_to_query,
 )
 from image_ranking.review.forms import RunForm, filters_from_return_to
+from image_ranking.runs.service import RunAlreadyActive, cancel_run, start_run
+from image_ranking.runs.sweep import sweep_run
 
 RUN_FINISHED_EVENT = "rankingRunFinished"
 
@@ -64,8 +66,6 @@ def _panel_answer(
 @staff_member_required
 @require_POST
 def start_ranking_run(request: HttpRequest) -> HttpResponse:
-    from image_ranking.runs.service import RunAlreadyActive, start_run
-
     form = RunForm(request.POST)
     watch = _watch(request.POST)
     if not form.is_valid():
@@ -110,8 +110,6 @@ def run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
     so a dead run ends while curators watch) and brings the cards of the page's POIs whose
     item changed, and the header counts when anything changed (`done`: the processed count
     the page shows)."""
-    from image_ranking.runs.sweep import sweep_run
-
     run = get_object_or_404(RankingRun.objects.select_related("city"), pk=run_id)
     watch = _watch(request.GET, shown=request.GET.get("shown", ""))
     if watch is None:
@@ -133,8 +131,6 @@ def run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
 def cancel_ranking_run(request: HttpRequest, run_id: int) -> HttpResponse:
     """Cancel an active run: its queued POIs are not ranked; those in hand finish, and the
     panel keeps polling until they are recorded."""
-    from image_ranking.runs.service import cancel_run
-
     run = get_object_or_404(RankingRun.objects.select_related("city"), pk=run_id)
     if not run.is_active:
         return error(request, f"Run {run.pk} has ended already ({run.get_status_display()}).")

@@ -19,7 +19,9 @@ from django.template.loader import render_to_string
 from image_ranking import dbclock
 from image_ranking.models import RankingRun, RankingRunItem, RunTally
 from image_ranking.review import calibration, live, rendering, selectors
-from image_ranking.review.cards import Card, url_for
+from image_ranking.review.cards import Card
+from image_ranking.review.tiles import url_for
+from image_ranking.runs.sweep import GRACE, task_timeout
 
 
 @dataclass
@@ -96,8 +98,6 @@ def held_tasks(
     row = items.filter(outcome=RankingRunItem.Outcome.RUNNING).aggregate(
         oldest=Min("started_at"), finished=Max(Subquery(last_finished))
     )
-    from image_ranking.runs.sweep import GRACE, task_timeout
-
     # item and run times are the database's clock: so is the estimate (no query)
     now = now or dbclock.estimate()
     lost_at = (row["oldest"] or now) + task_timeout() + GRACE
@@ -114,8 +114,6 @@ def finishing(run: RankingRun, tally: RunTally) -> bool:
     after the cancel, by when each has finished or is lost."""
     if run.status != RankingRun.Status.CANCELLED or not tally.running or not run.finished_at:
         return False
-    from image_ranking.runs.sweep import GRACE, task_timeout
-
     return dbclock.estimate() < run.finished_at + task_timeout() + GRACE
 
 

@@ -20,8 +20,9 @@ from cities.models import PointOfInterest
 from image_ranking.models import Candidate, RankablePoi, Scope
 from image_ranking.pipeline.fallback import apply_category_fallback
 from image_ranking.pipeline.storage import StorageError
-from image_ranking.review import calibration, labels
+from image_ranking.review import calibration, labels, undo
 from image_ranking.review.answers import answer_cards, bad_request, error
+from image_ranking.runs.service import RunAlreadyActive, start_run
 
 MAX_SELECTED = 500
 KEY = re.compile(r"^([cp])(\d{1,12})$")
@@ -65,8 +66,6 @@ def label_selection(selected: list[Candidate], currents: list[PointOfInterest], 
 def act_on_selection(request: HttpRequest) -> HttpResponse:
     """POST only (CSRF like every form). With htmx: every changed card swapped in place, the
     counts and the status line; without, a redirect back with a message."""
-    from image_ranking.runs.service import RunAlreadyActive, start_run
-
     form = SelectionForm(request.POST)
     if not form.is_valid():
         return bad_request(form)
@@ -82,7 +81,7 @@ def act_on_selection(request: HttpRequest) -> HttpResponse:
     if action in LABEL_ACTIONS:
         value = LABEL_ACTIONS[action]
         changes = label_selection(selected, currents, value, request.user)
-        labels.push_undo_group(request.session, changes)
+        undo.push_undo_group(request.session, changes)
         done = "labels cleared" if value is None else f"marked {value}"
         message = (
             f"{len(changes)} image{pluralize(len(changes))} of {len(poi_ids)} "

@@ -13,7 +13,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
 from image_ranking.models import Candidate
-from image_ranking.review import calibration, labels, selectors
+from image_ranking.review import calibration, selectors, tables
 from image_ranking.review.answers import bad_request
 from image_ranking.review.cards import cards_of
 from image_ranking.review.forms import FilterForm
@@ -89,12 +89,4 @@ def export_view(request: HttpRequest, fmt: str) -> StreamingHttpResponse:
     form = FilterForm(request.GET)
     if not form.is_valid():
         return bad_request(form)
-    rows = view_rows(form.filters())
-    if fmt == "csv":
-        body = labels.csv_lines(rows, fields=FIELDS)
-        content_type = "text/csv; charset=utf-8"
-    else:
-        body, content_type = labels.jsonl_lines(rows), "application/x-ndjson; charset=utf-8"
-    response = StreamingHttpResponse(body, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="image-ranking-view.{fmt}"'
-    return response
+    return tables.download(view_rows(form.filters()), FIELDS, fmt, "image-ranking-view")

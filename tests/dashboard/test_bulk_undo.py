@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from image_ranking.models import Candidate, ImageTrainingData
-from image_ranking.review import bulk, labels
+from image_ranking.review import bulk, labels, undo
 from tests.dashboard.factories import make_pois
 
 pytestmark = pytest.mark.django_db
@@ -96,7 +96,7 @@ def test_one_undo_takes_back_a_whole_only_this_with_htmx(staff_client, poi_with_
         third.image_url: "good",
         fourth.image_url: "bad",
     }
-    assert labels.undo_depth(staff_client.session) == 1  # one action, four labels
+    assert undo.undo_depth(staff_client.session) == 1  # one action, four labels
 
     response = staff_client.post(UNDO, {"return_to": "status=missing"}, **HTMX)
 
@@ -110,7 +110,7 @@ def test_one_undo_takes_back_a_whole_only_this_with_htmx(staff_client, poi_with_
     assert all(f'id="t-c{c.pk}"' in body for c in (first, second, third, fourth))
     assert 'id="calibration"' in body and 'id="undo-button"' in body  # ... and the panels
     assert "Undone: 1 good and 3 bad labels taken back." in body
-    assert labels.undo_depth(staff_client.session) == 0
+    assert undo.undo_depth(staff_client.session) == 0
     assert staff_client.post(UNDO, **HTMX).status_code == 409  # nothing more to undo
 
 
@@ -135,7 +135,7 @@ def test_undo_after_only_this_goes_on_to_the_action_before_it(staff_client, poi_
     staff_client.post(label_url(third), {"label": "bad"}, **HTMX)  # a single label first
     after_single = snapshot()
     staff_client.post(only_url(first), **HTMX)
-    assert labels.undo_depth(staff_client.session) == 2
+    assert undo.undo_depth(staff_client.session) == 2
 
     staff_client.post(UNDO, **HTMX)  # the whole bulk action
     assert snapshot() == after_single
@@ -148,7 +148,7 @@ def test_a_single_label_undo_still_answers_with_its_tile(staff_client, poi_with_
     pois, (first, second, _, _) = poi_with_history
     before = snapshot()
     staff_client.post(label_url(second), {"label": "bad"}, **HTMX)
-    assert labels.undo_depth(staff_client.session) == 1
+    assert undo.undo_depth(staff_client.session) == 1
 
     response = staff_client.post(UNDO, **HTMX)
 
@@ -174,7 +174,7 @@ def test_an_entry_stored_before_groups_existed_still_undoes(staff_client, staff)
         poi=pois[0], image_url=second.image_url, label="good", source="curator"
     )
     session = staff_client.session
-    session[labels.UNDO_KEY] = [
+    session[undo.UNDO_KEY] = [
         {"poi_id": pois[0].pk, "image_url": second.image_url, "previous": None},
         {
             "poi_id": pois[0].pk,
@@ -189,7 +189,7 @@ def test_an_entry_stored_before_groups_existed_still_undoes(staff_client, staff)
         },
     ]
     session.save()
-    assert labels.undo_depth(staff_client.session) == 2
+    assert undo.undo_depth(staff_client.session) == 2
 
     response = staff_client.post(UNDO, **HTMX)
     assert response.status_code == 200
@@ -213,13 +213,13 @@ def test_an_old_entry_under_a_group_pops_after_it(staff_client):
     _, _, pois = make_pois(1, 3, image_every=0, flag_every=0)
     first, second, _ = Candidate.objects.filter(poi=pois[0]).order_by("search_rank")
     session = staff_client.session
-    session[labels.UNDO_KEY] = [
+    session[undo.UNDO_KEY] = [
         {"poi_id": pois[0].pk, "image_url": first.image_url, "previous": None}
     ]
     session.save()
     ImageTrainingData.objects.create(poi=pois[0], image_url=first.image_url, label="good")
     staff_client.post(only_url(second), **HTMX)
-    assert labels.undo_depth(staff_client.session) == 2
+    assert undo.undo_depth(staff_client.session) == 2
 
     staff_client.post(UNDO, **HTMX)
     assert dict(ImageTrainingData.objects.values_list("image_url", "label")) == {
@@ -233,32 +233,32 @@ def test_the_undo_depth_counts_actions_not_labels():
     session: dict = {}
     single = labels.LabelChange(1, "https://upload.wikimedia.org/a.jpg", None)
     group = [labels.LabelChange(2, f"https://upload.wikimedia.org/{i}.jpg", None) for i in range(5)]
-    for _ in range(labels.UNDO_DEPTH - 1):
-        labels.push_undo(session, single)
-    labels.push_undo_group(session, group)
-    assert labels.undo_depth(session) == labels.UNDO_DEPTH  # 49 labels + one group of 5
+    for _ in range(undo.UNDO_DEPTH - 1):
+        undo.push_undo(session, single)
+    undo.push_undo_group(session, group)
+    assert undo.undo_depth(session) == undo.UNDO_DEPTH  # 49 labels + one group of 5
 
-    labels.push_undo_group(session, group)  # the oldest action drops out, never half a group
-    assert labels.undo_depth(session) == labels.UNDO_DEPTH
-    step = labels.pop_undo(session)
+    undo.push_undo_group(session, group)  # the oldest action drops out, never half a group
+    assert undo.undo_depth(session) == undo.UNDO_DEPTH
+    step = undo.pop_undo(session)
     assert step.group and step.changes == group and step.poi_id == 2
-    step = labels.pop_undo(session)
+    step = undo.pop_undo(session)
     assert step.group and step.changes == group
-    step = labels.pop_undo(session)
+    step = undo.pop_undo(session)
     assert not step.group and step.changes == [single]
 
 
 def test_a_group_across_pois_is_one_step_and_an_empty_one_is_no_step():
     session: dict = {}
-    labels.push_undo_group(session, [])
-    assert labels.undo_depth(session) == 0
+    undo.push_undo_group(session, [])
+    assert undo.undo_depth(session) == 0
     mixed = [
         labels.LabelChange(1, "https://upload.wikimedia.org/a.jpg", None),
         labels.LabelChange(2, "https://upload.wikimedia.org/b.jpg", None),
     ]
-    labels.push_undo_group(session, mixed)  # a label given to a selection across POIs
-    assert labels.undo_depth(session) == 1
-    step = labels.pop_undo(session)
+    undo.push_undo_group(session, mixed)  # a label given to a selection across POIs
+    assert undo.undo_depth(session) == 1
+    step = undo.pop_undo(session)
     assert step.group and step.poi_ids == [1, 2]
 
 
@@ -277,7 +277,7 @@ def test_a_group_undo_is_one_transaction(poi_with_history, staff, monkeypatch):
 
     monkeypatch.setattr(labels, "undo", failing_undo)
     with pytest.raises(RuntimeError):
-        labels.undo_group(changes)
+        undo.undo_group(changes)
     assert [c.image_url for c in calls] == [c.image_url for c in reversed(changes)][:3]
     assert snapshot() == after
 
@@ -286,7 +286,7 @@ def _with_bulk_step(client: Client, candidate: Candidate, user) -> None:
     """Do an "Only this" outside the client and put its group on the client's undo stack."""
     changes = bulk.good_and_others_bad(candidate, user=user)
     session = client.session
-    labels.push_undo_group(session, changes)
+    undo.push_undo_group(session, changes)
     session.save()
 
 
@@ -306,8 +306,8 @@ def test_undo_is_refused_for_non_staff_and_without_csrf_and_changes_nothing(
     assert csrf_client.get(UNDO).status_code == 405  # GET changes nothing
 
     assert snapshot() == after
-    assert labels.undo_depth(plain_client.session) == 1
-    assert labels.undo_depth(csrf_client.session) == 1
+    assert undo.undo_depth(plain_client.session) == 1
+    assert undo.undo_depth(csrf_client.session) == 1
     assert plain_client.session["_auth_user_id"] == plain_user
 
 

@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 
 from image_ranking.models import Candidate, ImageTrainingData, PoiRanking
-from image_ranking.review import labels
+from image_ranking.review import label_export, labels, undo
 from tests.dashboard.factories import make_pois, make_usable_candidate
 from tests.dashboard.test_views import snapshot
 
@@ -55,7 +55,7 @@ def test_the_fallback_image_cannot_be_labelled(staff_client, fallback_poi, label
     assert response.status_code == 409
     assert "category fallback image is not a photo of this POI" in response.text
     assert snapshot() == before
-    assert labels.undo_depth(staff_client.session) == 0
+    assert undo.undo_depth(staff_client.session) == 0
 
 
 def test_labelling_the_fallback_image_in_the_service_is_refused(fallback_poi):
@@ -115,7 +115,7 @@ def test_the_export_leaves_out_labels_of_a_fallback_image(staff_client, fallback
     ImageTrainingData.objects.create(
         poi=fallback_poi, image_url=cand.image_url, label="bad", source="curator"
     )
-    rows = list(labels.export_rows())
+    rows = list(label_export.export_rows())
     assert [(r["image_url"], r["label"]) for r in rows] == [(cand.image_url, "bad")]
     assert all(r["image_origin"] != "fallback" for r in rows)
     jsonl = staff_client.get(reverse("image_ranking:export_jsonl"))
@@ -156,7 +156,7 @@ def test_undo_after_use_this_image_says_the_image_stays(staff_client, usable):
     assert poi.image_file.name == stored  # what the message says: the image stays
     assert Candidate.objects.get(pk=cand.pk).is_winner
     assert PoiRanking.objects.get(poi=poi).image_origin == Origin.CURATOR
-    assert labels.undo_depth(staff_client.session) == 0
+    assert undo.undo_depth(staff_client.session) == 0
 
 
 def test_undo_after_use_this_image_puts_back_an_earlier_label(staff_client, usable):
@@ -165,7 +165,7 @@ def test_undo_after_use_this_image_puts_back_an_earlier_label(staff_client, usab
         reverse("image_ranking:label_candidate", args=[cand.pk]), {"label": "bad"}, **HTMX
     )
     staff_client.post(reverse("image_ranking:use_candidate", args=[cand.pk]), **HTMX)
-    assert labels.undo_depth(staff_client.session) == 2
+    assert undo.undo_depth(staff_client.session) == 2
 
     body = staff_client.post(UNDO, **HTMX).content.decode()
     assert f"Undone: the good label of “{cand.title}” (its earlier bad label is back)." in body
@@ -222,7 +222,7 @@ def test_use_this_image_refuses_another_pois_photo(staff_client, two_pois, no_do
     assert response.status_code == 409
     assert f"already the photo of {there.name} (POI {there.pk})" in response.text
     assert snapshot() == before and no_download == []
-    assert labels.undo_depth(staff_client.session) == 0
+    assert undo.undo_depth(staff_client.session) == 0
 
 
 @pytest.mark.parametrize("origin", [Origin.FALLBACK, Origin.EXISTING])

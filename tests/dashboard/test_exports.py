@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from cities.models import PointOfInterest
 from image_ranking.models import Candidate, ImageTrainingData, PoiRanking
-from image_ranking.review import labels
+from image_ranking.review import label_export, labels
 from tests.dashboard.factories import make_pois
 
 CSV = reverse("image_ranking:export_csv")
@@ -136,7 +136,7 @@ def test_csv_has_the_new_columns_and_still_escapes_formulas(staff_client, four):
     ImageTrainingData.objects.create(poi=poi, image_url="=HYPERLINK(1)", label="bad")
     ImageTrainingData.objects.create(poi=four[0], image_url="@SUM(1)", label="bad")
     rows = csv_rows(staff_client)
-    assert list(rows[0]) == labels.EXPORT_FIELDS
+    assert list(rows[0]) == label_export.EXPORT_FIELDS
     for field in ("candidate_id", "sha1", "width", "height", "search_rank", "model_name"):
         assert field in rows[0]
     by_url = {r["image_url"]: r for r in rows}
@@ -191,7 +191,7 @@ def test_exports_stream_in_batches_with_a_fixed_number_of_queries(
     _, _, pois = make_pois(12, 2, image_every=0, flag_every=0)
     for poi in pois:
         label(poi, Candidate.objects.filter(poi=poi).first().image_url, "good")
-    monkeypatch.setattr(labels, "EXPORT_BATCH", 5)
+    monkeypatch.setattr(label_export, "EXPORT_BATCH", 5)
     with django_assert_max_num_queries(12):  # session, user, labels, 3 batches x 2
         rows = jsonl_rows(staff_client)
     assert len(rows) == 12 and len({r["poi_id"] for r in rows}) == 12

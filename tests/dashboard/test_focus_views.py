@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 
 from image_ranking.models import Candidate, ImageTrainingData
-from image_ranking.review import labels
+from image_ranking.review import undo
 from tests.dashboard.factories import make_pois
 
 pytestmark = pytest.mark.django_db
@@ -119,7 +119,7 @@ def test_only_this_labels_one_good_and_the_others_bad_and_undoes_in_one_step(sta
     assert other_poi.image_url not in rows()
     row = ImageTrainingData.objects.get(image_url=first.image_url)
     assert row.aesthetic_score == first.score and row.source == "curator"
-    assert labels.undo_depth(staff_client.session) == 1  # one action
+    assert undo.undo_depth(staff_client.session) == 1  # one action
 
     staff_client.post(reverse("image_ranking:undo"), **HTMX)
     assert rows() == {}
@@ -169,7 +169,7 @@ def test_only_this_is_staff_only_post_only_csrf_checked_and_404_for_a_bad_id(
         == 404
     )
     assert not ImageTrainingData.objects.exists()
-    assert labels.undo_depth(staff_client.session) == 0
+    assert undo.undo_depth(staff_client.session) == 0
 
 
 def test_the_tiles_offer_only_this_when_the_poi_has_other_candidates(staff_client):

@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 
 from image_ranking.models import Candidate, ImageTrainingData
-from image_ranking.review import labels, selectors
+from image_ranking.review import selectors, undo
 from image_ranking.review.answers import STALE
 from tests.dashboard.factories import make_pois
 
@@ -162,7 +162,7 @@ def test_a_label_given_to_a_selection_across_pois_is_one_undo(staff_client):
     assert all(f'id="poi-{p.pk}"' in body for p in pois)  # every changed card, out of band
     assert "3 images of 3 POIs marked bad" in body
     assert ImageTrainingData.objects.filter(label="bad").count() == 3
-    assert labels.undo_depth(staff_client.session) == 1
+    assert undo.undo_depth(staff_client.session) == 1
     undone = staff_client.post(reverse("image_ranking:undo"), **HTMX)
     assert undone.status_code == 200 and not ImageTrainingData.objects.exists()
     assert "3 bad labels taken back" in undone.content.decode()

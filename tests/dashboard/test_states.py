@@ -10,7 +10,7 @@ from cities.models import City, PoiList, PointOfInterest
 from image_ranking.models import PoiRanking, RankablePoi
 from image_ranking.pipeline import flags
 from image_ranking.review import selectors
-from image_ranking.review.cards import Tile, safe_link
+from image_ranking.review.tiles import Tile, safe_link
 
 pytestmark = pytest.mark.django_db
 
