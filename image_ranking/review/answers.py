@@ -22,7 +22,8 @@ from django_htmx.http import push_url, reswap, retarget, trigger_client_event
 
 from cities.models import PointOfInterest
 from image_ranking.models import Candidate
-from image_ranking.review import calibration, focusing, rendering, selectors, undo
+from image_ranking.review import calibration, counts, focusing, rendering, selectors, undo
+from image_ranking.review.cards import Card
 from image_ranking.review.forms import filters_from_return_to
 from image_ranking.review.selectors import Filters
 
@@ -53,7 +54,7 @@ def oob(
     return render_to_string(
         "image_ranking/_oob.html",
         {
-            "counts": selectors.counts(filters.city_id, filters.list_id),
+            "counts": counts.counts(filters.city_id, filters.list_id),
             "toast": message,
             "toast_level": level,
             "undo_depth": undo.undo_depth(request.session),
@@ -66,7 +67,7 @@ def oob(
     )
 
 
-def card_html(request: HttpRequest, card: selectors.Card, filters: Filters) -> str:
+def card_html(request: HttpRequest, card: Card, filters: Filters) -> str:
     return rendering.render_card(request, card, return_to_query(filters))
 
 

@@ -9,7 +9,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from image_ranking.models import Candidate
-from image_ranking.review import focusing, selectors, undo
+from image_ranking.review import counts, focusing, undo
 from image_ranking.review.answers import bad_request
 from image_ranking.review.forms import FilterForm
 
@@ -44,6 +44,6 @@ def focused_review(request: HttpRequest) -> HttpResponse:
         return HttpResponse("No such POI.", status=404, content_type="text/plain")
     if request.htmx:
         return HttpResponse(focusing.panel_html(request, context))
-    counts = selectors.counts(focus.filters.city_id, focus.filters.list_id)
-    context.update(counts=counts, undo_depth=undo.undo_depth(request.session))
+    header = counts.counts(focus.filters.city_id, focus.filters.list_id)
+    context.update(counts=header, undo_depth=undo.undo_depth(request.session))
     return render(request, "image_ranking/focus.html", context)

@@ -17,7 +17,7 @@ from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from image_ranking.review import calibration, facts, selectors
+from image_ranking.review import calibration, facets, facts, ordering, selectors
 from image_ranking.review.cards import Card
 from image_ranking.review.selectors import Filters
 from image_ranking.review.tiles import Tile
@@ -61,7 +61,7 @@ def panel_context(focus: Focus) -> dict | None:
     sort = focus.filters.sort
 
     def poi_link(pois, forward: bool = True) -> str:
-        pk = selectors.neighbour(pois, sort, card.poi.pk, forward=forward)
+        pk = ordering.neighbour(pois, sort, card.poi.pk, forward=forward)
         return focus.url(pk) if pk else ""
 
     next_poi, prev_poi = poi_link(view), poi_link(view, forward=False)
@@ -74,7 +74,7 @@ def panel_context(focus: Focus) -> dict | None:
         "next_image": focus.url(image=after.key) if after else next_poi,
         "prev_poi": prev_poi,
         "next_poi": next_poi,
-        "next_unlabelled": poi_link(selectors.unlabelled(view)),
+        "next_unlabelled": poi_link(facets.unlabelled(view)),
         "next_flagged": poi_link(view.flagged()),
     }
     return {
@@ -123,7 +123,7 @@ def advanced(focus: Focus) -> Focus:
     after = step(card, focused_tile(card, focus.image), 1)
     if after is not None:
         return Focus(focus.filters, focus.poi_id, after.key)
-    pk = selectors.neighbour(selectors.matching(focus.filters), focus.filters.sort, focus.poi_id)
+    pk = ordering.neighbour(selectors.matching(focus.filters), focus.filters.sort, focus.poi_id)
     return Focus(focus.filters, pk, "") if pk else focus
 
 

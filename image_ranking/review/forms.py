@@ -9,14 +9,10 @@ from django.http import QueryDict
 
 from cities.models import PoiList
 from image_ranking.models import Scope
+from image_ranking.review import facets
 from image_ranking.review.calibration import SCORE_MAX, model_choices
-from image_ranking.review.selectors import (
-    DEFAULT_PER_PAGE,
-    PER_PAGE_CHOICES,
-    SORTS,
-    STATUSES,
-    Filters,
-)
+from image_ranking.review.ordering import SORTS
+from image_ranking.review.selectors import DEFAULT_PER_PAGE, FACETS, PER_PAGE_CHOICES, Filters
 
 LABEL_CHOICES = [("good", "Good"), ("bad", "Bad"), ("clear", "Clear")]
 
@@ -34,7 +30,13 @@ class FilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=2000, strip=True)
     city = forms.IntegerField(required=False, min_value=1)
     list = forms.IntegerField(required=False, min_value=1)
-    status = forms.ChoiceField(required=False, choices=[("", "All"), *STATUSES.items()])
+    status = forms.ChoiceField(required=False, choices=[("", "All"), *facets.STATUSES.items()])
+    flag = forms.RegexField(required=False, regex=facets.FLAG_VALUE)
+    score = forms.RegexField(required=False, regex=facets.SCORE_VALUE)
+    label = forms.ChoiceField(required=False, choices=[("", "Any"), *facets.LABELS.items()])
+    damage = forms.ChoiceField(required=False, choices=[("", "Any"), *facets.DAMAGE.items()])
+    origin = forms.ChoiceField(required=False, choices=[("", "Any"), *facets.ORIGINS.items()])
+    # The earlier "Unlabelled only" box: its links still work (label=unlabelled).
     unlabelled = forms.BooleanField(required=False)
     sort = forms.ChoiceField(
         required=False, choices=[(k, label) for k, (label, _) in SORTS.items()]
@@ -48,10 +50,21 @@ class FilterForm(forms.Form):
     )
     model = _model_field()
 
+    def clean_score(self) -> str:
+        value = self.cleaned_data["score"]
+        try:
+            if value:
+                facets.score_range(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+        return value
+
     def clean(self):
         """A list of another city than the chosen one is dropped (the List choice only offers
         the chosen city's lists, and changing the city submits the old list along)."""
         data = super().clean()
+        if data.get("unlabelled") and not data.get("label"):
+            data["label"] = "unlabelled"
         city_id, list_id = data.get("city"), data.get("list")
         if city_id and list_id and not PoiList.objects.filter(pk=list_id, city_id=city_id).exists():
             data["list"] = None
@@ -67,8 +80,7 @@ class FilterForm(forms.Form):
             q=(data.get("q") or "")[:SEARCH_MAX].strip(),
             city_id=data.get("city"),
             list_id=data.get("list"),
-            status=data.get("status") or "",
-            unlabelled=bool(data.get("unlabelled")),
+            **{param: data.get(param) or "" for param in FACETS},
             sort=data.get("sort") or "",
             page=data.get("page") or 1,
             per_page=data.get("per_page") or DEFAULT_PER_PAGE,

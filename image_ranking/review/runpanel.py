@@ -18,7 +18,7 @@ from django.template.loader import render_to_string
 
 from image_ranking import dbclock
 from image_ranking.models import RankingRun, RankingRunItem, RunTally
-from image_ranking.review import calibration, live, rendering, selectors
+from image_ranking.review import calibration, counts, live, rendering, selectors
 from image_ranking.review.cards import Card
 from image_ranking.review.tiles import url_for
 from image_ranking.runs.sweep import GRACE, task_timeout
@@ -206,7 +206,7 @@ def changed_cards(watch: live.Watch) -> tuple[dict[int, str], list[Card]]:
 
 def oob_counts(request: HttpRequest, filters: selectors.Filters) -> str:
     """The header counts within the page's city/list filter, swapped in place (two queries)."""
-    context = {"counts": selectors.counts(filters.city_id, filters.list_id), "oob": True}
+    context = {"counts": counts.counts(filters.city_id, filters.list_id), "oob": True}
     return render_to_string("image_ranking/_counts.html", context, request)
 
 

@@ -13,7 +13,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
 from image_ranking.models import Candidate
-from image_ranking.review import calibration, selectors, tables
+from image_ranking.review import calibration, ordering, selectors, tables
 from image_ranking.review.answers import bad_request
 from image_ranking.review.cards import cards_of
 from image_ranking.review.forms import FilterForm
@@ -44,7 +44,7 @@ FIELDS = [
 
 def view_rows(filters: selectors.Filters) -> Iterator[dict[str, Any]]:
     """The rows of the view's images, POI by POI in the grid's order, best candidate first."""
-    ordered = selectors.matching(filters).order_by(*selectors.SORTS[filters.sort][1])
+    ordered = selectors.matching(filters).order_by(*ordering.SORTS[filters.sort][1])
     ids = list(ordered.values_list("pk", flat=True))
     threshold = calibration.current_threshold()
     for start in range(0, len(ids), BATCH):

@@ -10,6 +10,7 @@ changed then.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.contrib.admin.views.decorators import staff_member_required
@@ -19,7 +20,17 @@ from django.views.decorators.http import require_GET
 
 from cities.models import PointOfInterest
 from image_ranking.models import RankingRun, Scope
-from image_ranking.review import calibration, live, rendering, runpanel, selectors, undo
+from image_ranking.review import (
+    calibration,
+    counts,
+    facets,
+    live,
+    ordering,
+    rendering,
+    runpanel,
+    selectors,
+    undo,
+)
 from image_ranking.review.answers import bad_request, card_html, page_url, return_to_query
 from image_ranking.review.forms import SEARCH_MAX, FilterForm, filters_from_return_to
 from image_ranking.review.selectors import Filters
@@ -36,6 +47,34 @@ def tile_size(request: HttpRequest) -> str:
     return size if size in TILE_SIZES else "m"
 
 
+@dataclass(frozen=True)
+class FilterChoice:
+    """One filter of the page as its select shows it: each option with its count."""
+
+    param: str
+    name: str
+    value: str
+    options: list[tuple[str, str, int | None]]  # value, label, POIs in the scope
+
+
+def filter_choices(filters: Filters, found: dict) -> list[FilterChoice]:
+    """The page's filters with their options and counts; a reason only older data has, and
+    a score range a link names, are offered too (the latter without a count)."""
+    choices = []
+    for group in facets.GROUPS:
+        numbers = found.get(group.param, {})
+        labels = dict(group.options)
+        for value, n in numbers.items():
+            if value and value not in labels and n:
+                labels[value] = facets.flag_label(value)
+        value = getattr(filters, group.param)
+        if value and value not in labels:
+            labels[value] = facets.score_label(value) if group.param == "score" else value
+        options = [(v, label, numbers.get(v)) for v, label in labels.items()]
+        choices.append(FilterChoice(group.param, group.name, value, options))
+    return choices
+
+
 @staff_member_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -49,8 +88,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if filters.list_id and filters.list_id not in {pl.pk for pl in poi_lists}:
         return HttpResponseBadRequest("Unknown list.", content_type="text/plain")
     threshold = calibration.current_threshold()
-    header = selectors.counts(filters.city_id, filters.list_id)
-    page, cards = selectors.page_of_cards(filters, threshold, header)
+    both = counts.stamps()
+    header = counts.counts(filters.city_id, filters.list_id, both[0])
+    found = counts.facet_counts(filters.city_id, filters.list_id, both)
+    page, cards = selectors.page_of_cards(filters, threshold, found)
     return_to = return_to_query(filters)
     watch = live.Watch(tuple(c.poi.pk for c in cards))
     run_panel = runpanel.panel(live.latest_run(), watch, runpanel.page_states(cards), return_to)
@@ -70,20 +111,16 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "cities": cities,
         "poi_lists": poi_lists,
         "lists_left_out": lists_left_out,
-        "statuses": selectors.STATUSES,
-        "sorts": {value: label for value, (label, _) in selectors.SORTS.items()},
+        "filter_groups": filter_choices(filters, found),
+        "sorts": {value: label for value, (label, _) in ordering.SORTS.items()},
         "per_page_choices": selectors.PER_PAGE_CHOICES,
         "counts": header,
         "page": page,
         "cards": cards,
         "cards_html": rendering.render_cards(request, cards, return_to),
         "page_pois": ",".join(str(pk) for pk in watch.poi_ids),
-        "prev_url": page_url(Filters(**{**filters.__dict__, "page": page.number - 1}))
-        if page.has_previous
-        else "",
-        "next_url": page_url(Filters(**{**filters.__dict__, "page": page.number + 1}))
-        if page.has_next
-        else "",
+        "prev_url": page_url(filters.replace(page=page.number - 1)) if page.has_previous else "",
+        "next_url": page_url(filters.replace(page=page.number + 1)) if page.has_next else "",
         "threshold": threshold,
         "calibration_model": calibration.model_name(),
         "models": calibration.model_choices(),

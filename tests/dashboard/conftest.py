@@ -44,7 +44,7 @@ def pois(db):
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """The header counts are cached per data stamp (selectors.counts): each test starts
+    """The header counts are cached per data stamp (review.counts): each test starts
     without another test's."""
     from django.core.cache import cache
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from cities.models import PoiList, PointOfInterest
 from image_ranking.models import Candidate, ImageTrainingData, PoiRanking
-from image_ranking.review import selectors
+from image_ranking.review import search
 from image_ranking.review.forms import filters_from_return_to
 from tests.dashboard.factories import make_pois
 
@@ -78,8 +78,8 @@ def test_apostrophes_and_dashes_match_their_typographic_forms(staff_client, lisb
 
 
 def test_search_pattern_is_literal_outside_letters():
-    assert selectors.name_pattern("a.b") == f"[{selectors._accent_classes()['a']}]\\.b"
-    assert selectors.fold("São Tomé") == "sao tome"
+    assert search.name_pattern("a.b") == f"[{search._accent_classes()['a']}]\\.b"
+    assert search.fold("São Tomé") == "sao tome"
 
 
 def test_a_too_long_search_is_shortened_and_the_page_says_so(staff_client, lisbon):
@@ -184,20 +184,24 @@ def test_an_unknown_list_is_still_a_bad_request(staff_client, two_cities):
 
 def test_search_sort_and_unlabelled_are_kept_across_pages_and_actions(staff_client, db):
     city, _, pois = make_pois(25, 2, image_every=0, flag_every=0)
+    # "unlabelled=1" (the earlier "Unlabelled only" box, in old links) is the label filter's
+    # "unlabelled", and the page's links say so.
     params = {"q": "sight", "sort": "score", "unlabelled": "1", "city": city.pk, "per_page": 10}
     response = staff_client.get(URL, params)
     assert response.status_code == 200 and len(shown(response)) == 10
     next_url = response.context["next_url"]
     query = parse_qs(urlparse(next_url).query)
-    assert query["q"] == ["sight"] and query["sort"] == ["score"] and query["unlabelled"] == ["1"]
+    assert (
+        query["q"] == ["sight"] and query["sort"] == ["score"] and query["label"] == ["unlabelled"]
+    )
     assert query["page"] == ["2"]
     return_to = response.context["return_to"]
-    assert "q=sight" in return_to and "sort=score" in return_to and "unlabelled=1" in return_to
+    assert "q=sight" in return_to and "sort=score" in return_to and "label=unlabelled" in return_to
     assert (
         f'name="return_to" value="{return_to.replace("&", "&amp;")}"' in response.content.decode()
     )
     html = response.content.decode()
-    assert 'name="q" value="sight"' in html and 'name="unlabelled" value="1" checked' in html
+    assert 'name="q" value="sight"' in html and '<option value="unlabelled" selected' in html
     # An action without JavaScript comes back to the same filtered page.
     cand = Candidate.objects.filter(poi=pois[0]).first()
     label_url = reverse("image_ranking:label_candidate", args=[cand.pk])
@@ -205,14 +209,14 @@ def test_search_sort_and_unlabelled_are_kept_across_pages_and_actions(staff_clie
     assert back.status_code == 302
     assert parse_qs(urlparse(back.url).query) == parse_qs(return_to)
     filters = filters_from_return_to(return_to + "&sort=bogus")
-    assert filters.q == "sight" and filters.unlabelled and filters.sort == ""
+    assert filters.q == "sight" and filters.label == "unlabelled" and filters.sort == ""
 
 
 def test_htmx_actions_keep_the_filters_in_their_fragments(staff_client, lisbon):
     _, _, pois = lisbon
     cand = Candidate.objects.filter(poi=pois[1]).first()
     url = reverse("image_ranking:label_candidate", args=[cand.pk])
-    return_to = "q=belem&sort=status&unlabelled=1"
+    return_to = "q=belem&label=unlabelled&sort=status"
     response = staff_client.post(url, {"label": "bad", "return_to": return_to}, **HTMX)
     assert response.status_code == 200
     values = re.findall(r'name="return_to" value="([^"]*)"', response.content.decode())

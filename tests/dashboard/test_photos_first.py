@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 
 from image_ranking.models import Candidate, ImageTrainingData
-from image_ranking.review import selectors, undo
+from image_ranking.review import counts, ordering, selectors, undo
 from image_ranking.review.answers import STALE
 from tests.dashboard.factories import make_pois
 
@@ -104,13 +104,13 @@ def test_next_and_previous_poi_walk_the_view_in_the_grids_order(staff_client, so
     grid = [card.poi.pk for card in cards]
     walked = [grid[0]]
     while True:
-        pk = selectors.neighbour(selectors.matching(filters), sort, walked[-1])
+        pk = ordering.neighbour(selectors.matching(filters), sort, walked[-1])
         if pk is None:
             break
         walked.append(pk)
     assert walked == grid
     back = [grid[-1]]
-    while pk := selectors.neighbour(selectors.matching(filters), sort, back[-1], forward=False):
+    while pk := ordering.neighbour(selectors.matching(filters), sort, back[-1], forward=False):
         back.append(pk)
     assert back == grid[::-1]
 
@@ -187,7 +187,7 @@ def test_the_reports_numbers_are_the_dashboards_counts(staff_client):
     city, _, _ = make_pois(12, 3, image_every=3, flag_every=2)
     report = staff_client.get(reverse("image_ranking:report"), {"city": city.pk})
     assert report.status_code == 200
-    counts = selectors.counts(city.pk)
+    header = counts.counts(city.pk)
     by_label = {bar.label: bar.value for _, _, bars in report.context["charts"] for bar in bars}
     real = sum(
         by_label[name]
@@ -197,11 +197,11 @@ def test_the_reports_numbers_are_the_dashboards_counts(staff_client):
             "Chosen by a curator",
         )
     )
-    assert real == counts["has_image"]
-    assert by_label["Category fallback (still needs a photo)"] == counts["fallback"]
-    assert by_label["No image"] + counts["fallback"] == counts["missing"]
-    assert report.context["total"] == counts["in_lists"]
-    assert by_label["below threshold"] == counts["flagged"]
+    assert real == header["has_image"]
+    assert by_label["Category fallback (still needs a photo)"] == header["fallback"]
+    assert by_label["No image"] + header["fallback"] == header["missing"]
+    assert report.context["total"] == header["in_lists"]
+    assert by_label["Below threshold"] == header["flagged"]
     page = report.content.decode()
     assert "<svg" in page and "<table" in page and "<script" not in page
 

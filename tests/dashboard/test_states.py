@@ -9,7 +9,7 @@ from django.urls import reverse
 from cities.models import City, PoiList, PointOfInterest
 from image_ranking.models import PoiRanking, RankablePoi
 from image_ranking.pipeline import flags
-from image_ranking.review import selectors
+from image_ranking.review import facets
 from image_ranking.review.tiles import Tile, safe_link
 
 pytestmark = pytest.mark.django_db
@@ -79,7 +79,7 @@ def test_counts_equal_the_filters_result_sizes_for_every_state(staff_client, eve
     poi_list = PoiList.objects.get(title="Rome top")
     for scope in ("", f"city={city.pk}", f"list={poi_list.pk}"):
         counts = staff_client.get(f"{DASH}?{scope}").context["counts"]
-        for status in selectors.STATUSES:
+        for status in facets.STATUSES:
             page = staff_client.get(f"{DASH}?{scope}&status={status}&per_page=50")
             shown = len(page.context["cards"])  # the filter's own result, not the count
             assert shown == page.context["page"].total == counts[status], (scope, status)
@@ -99,7 +99,7 @@ def test_counts_equal_the_filters_result_sizes_for_every_state(staff_client, eve
 
 def test_each_status_filter_is_the_rankable_poi_definition(staff_client, every_state):
     listed = RankablePoi.objects.in_lists()
-    for status, (_, method) in selectors.STATES.items():
+    for status, (_, method) in facets.STATES.items():
         page = staff_client.get(f"{DASH}?status={status}&per_page=50")
         expected = sorted(getattr(listed, method)().values_list("name", flat=True))
         assert names(page) == expected, status
