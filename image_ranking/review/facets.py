@@ -48,11 +48,11 @@ def state(status: str) -> Q:
 # --- Flag reason ----------------------------------------------------------------------------
 
 FLAGS = {
-    flags.NO_IMAGES: "No images found",
+    flags.NO_IMAGES: "No images",
     flags.BELOW_THRESHOLD: "Below threshold",
     flags.FETCH_FAILED: "Fetch failed",
     flags.INTERNAL_ERROR: "Internal error",
-    flags.SHARED_PHOTO: "Photo of another POI",
+    flags.SHARED_PHOTO: "Another POI's photo",
 }
 FLAG_VALUE = re.compile(r"^[a-z_]{1,40}$")  # a reason an older version wrote is taken too
 
@@ -92,7 +92,7 @@ def score_label(value: str) -> str:
     bounds = score_range(value)
     if bounds is None:
         return "Not scored"
-    return f"{bounds[0]:g} to {bounds[1]:g}"
+    return f"{bounds[0]:g}–{bounds[1]:g}"
 
 
 def score(value: str) -> Q:
@@ -107,9 +107,9 @@ def score(value: str) -> Q:
 # --- Label ----------------------------------------------------------------------------------
 
 LABELS = {
-    "good": "Has a good label",
-    "bad": "Has a bad label",
-    "unlabelled": "Unlabelled candidates",
+    "good": "Has good",
+    "bad": "Has bad",
+    "unlabelled": "Unlabelled",
 }
 
 
@@ -139,7 +139,7 @@ def unlabelled(pois: QuerySet) -> QuerySet:
 
 # --- Damage ---------------------------------------------------------------------------------
 
-DAMAGE = {"damaged": "A damaged copy among its candidates", "none": "No damaged copy"}
+DAMAGE = {"damaged": "Damaged copy", "none": "None"}
 
 
 def damaged() -> Exists:
@@ -154,10 +154,10 @@ def damage(value: str) -> Q:
 # --- Image origin ---------------------------------------------------------------------------
 
 ORIGINS = {
-    "curated": "Curated (there before ranking)",
-    "pipeline": "Found by the pipeline",
+    "curated": "Curated",
+    "pipeline": "Pipeline",
     "curator": "Curator's pick",
-    "fallback": "Category fallback",
+    "fallback": "Fallback",
     "none": "No image",
 }
 _REAL = condition("with_real_image")
@@ -188,6 +188,7 @@ class Group:
     name: str
     options: dict[str, str]
     where: Callable[[str], Q]
+    help: str = ""
 
     def condition(self, value: str) -> Q:
         return self.where(value)
@@ -195,10 +196,35 @@ class Group:
 
 GROUPS = (
     Group("status", "Status", STATUSES, state),
-    Group("flag", "Flag", FLAGS, flag),
-    Group("score", "Best score", {v: score_label(v) for v in (*SCORE_BINS, NO_SCORE)}, score),
-    Group("label", "Label", LABELS, label),
-    Group("damage", "Damage", DAMAGE, damage),
-    Group("origin", "Image origin", ORIGINS, origin),
+    Group("flag", "Flag", FLAGS, flag, "Why the POI is flagged for curators"),
+    Group(
+        "score",
+        "Best score",
+        {v: score_label(v) for v in (*SCORE_BINS, NO_SCORE)},
+        score,
+        "The best score its eligible candidates were ranked with",
+    ),
+    Group(
+        "label",
+        "Label",
+        LABELS,
+        label,
+        "A good label, a bad label, or scored candidates nobody labelled yet",
+    ),
+    Group(
+        "damage",
+        "Damage",
+        DAMAGE,
+        damage,
+        "A damaged copy (dark, blurred, cropped) of a better photo among its candidates",
+    ),
+    Group(
+        "origin",
+        "Origin",
+        ORIGINS,
+        origin,
+        "Where its image comes from: curated before ranking, the pipeline's winner, a "
+        "curator's pick, the category fallback, or none",
+    ),
 )
 BY_PARAM = {group.param: group for group in GROUPS}

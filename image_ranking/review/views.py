@@ -53,6 +53,7 @@ class FilterChoice:
 
     param: str
     name: str
+    help: str
     value: str
     options: list[tuple[str, str, int | None]]  # value, label, POIs in the scope
 
@@ -71,7 +72,7 @@ def filter_choices(filters: Filters, found: dict) -> list[FilterChoice]:
         if value and value not in labels:
             labels[value] = facets.score_label(value) if group.param == "score" else value
         options = [(v, label, numbers.get(v)) for v, label in labels.items()]
-        choices.append(FilterChoice(group.param, group.name, value, options))
+        choices.append(FilterChoice(group.param, group.name, group.help, value, options))
     return choices
 
 
