@@ -92,7 +92,7 @@ def score_label(value: str) -> str:
     bounds = score_range(value)
     if bounds is None:
         return "Not scored"
-    return f"{bounds[0]:g}–{bounds[1]:g}"
+    return f"{bounds[0]:g}\u2013{bounds[1]:g}"
 
 
 def score(value: str) -> Q:
