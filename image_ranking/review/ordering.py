@@ -6,8 +6,11 @@ keys (`neighbour`): a move of the focused review costs the same at any size of t
 
 from __future__ import annotations
 
+from django.db import connection
 from django.db.models import F, QuerySet
+from django.db.models.expressions import RawSQL
 
+from cities.models import City
 from image_ranking.models import RankablePoi
 
 # sort value -> keys, each a (field, descending) pair, empty values last. The default ends with
@@ -103,9 +106,12 @@ def page_ids(pois: QuerySet, sort: str, start: int, count: int) -> list[int]:
     ranking field reads in two parts, each along an index: the POIs that have the field (an
     inner join walking PoiRanking's (field, poi) index), then those without it, by pk. The
     second part needs the first's size only for a page that starts past it."""
-    rows = pois.order_by(*SORTS[sort][1]).values_list("pk", flat=True)
     if not sort:
-        return list(rows[start : start + count])
+        if connection.vendor == "postgresql":
+            return _name_page_by_city(pois, start, count)
+        return list(
+            pois.order_by(*SORTS[""][1]).values_list("pk", flat=True)[start : start + count]
+        )
     (field, desc), (_, pk_desc) = SORT_KEYS[sort]
     poi = F("ranking__poi").desc() if pk_desc else F("ranking__poi").asc()
     pk = F("pk").desc() if pk_desc else F("pk").asc()
@@ -118,3 +124,28 @@ def page_ids(pois: QuerySet, sort: str, start: int, count: int) -> list[int]:
     skip = 0 if ids or not start else max(0, start - keyed.count())
     rest = pois.filter(**{f"{field}__isnull": True}).order_by(pk).values_list("pk", flat=True)
     return ids + list(rest[skip : skip + count - len(ids)])
+
+
+CITY = "page_city"  # the alias of the city row each lateral walk belongs to
+
+
+def _name_page_by_city(pois: QuerySet, start: int, count: int) -> list[int]:
+    """The default order's page on PostgreSQL, city by city: for each city (a LATERAL join),
+    its first `start + count` POIs of the view along the POIs' (city, name, id) index, then
+    those few sorted by city name. PostgreSQL sorted every POI of the view over a hash join
+    instead (its plans do not carry an index's order through a join): the ids of page 1 at
+    100,000 POIs took 70 ms, 0.2 ms this way (EXPLAIN ANALYZE). One query, the same rows."""
+    inner = (
+        pois.filter(city_id=RawSQL(f'"{CITY}"."id"', ()))  # noqa: S611 (a constant alias)
+        .order_by("name", "pk")
+        .values_list("pk", "name")[: start + count]
+    )
+    sql, params = inner.query.sql_with_params()
+    query = (
+        f'SELECT page.pk FROM "{City._meta.db_table}" AS "{CITY}" '  # noqa: S608 (names and Django's SQL)
+        f"CROSS JOIN LATERAL ({sql}) AS page(pk, name) "
+        f'ORDER BY "{CITY}"."name", page.name, page.pk LIMIT %s OFFSET %s'
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(query, (*params, count, start))
+        return [row[0] for row in cursor.fetchall()]
