@@ -29,6 +29,7 @@ urlpatterns = [
     ),
     path("candidate/<int:candidate_id>/use/", image_views.use_candidate, name="use_candidate"),
     path("candidate/<int:candidate_id>/only/", bulk.good_others_bad, name="good_others_bad"),
+    path("filters/", views.filter_counts, name="filter_counts"),
     path("review/", focus.focused_review, name="focus"),
     path("report/", report.coverage_report, name="report"),
     path("selection/", selection.act_on_selection, name="selection"),

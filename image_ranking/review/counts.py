@@ -1,12 +1,13 @@
 """The dashboard's counts within the city/list scope: the header's (POIs in lists, each state,
 labels) and every filter option's (`review.facets`), each the size of its filter.
 
-Each count reads every POI of the scope (about 80 ms at 100,000), so the results are kept
-(per process) until the data stamp changes, and at most COUNTS_TTL seconds. At most one
-aggregate query per filter group: status, origin and best score share one pass over the
-POIs; flag reasons, damage and labels one query each. The label counts also follow the
-labels' own stamp (a curator's label changes them; nothing else does). The header's number
-of labels is counted each time (one small query).
+A count reads every POI of the scope, some every candidate (at 100,000 POIs and 1,000,000
+candidates: the header's pass about 80 ms, the damage and label counts some hundred ms), so
+results are kept (per process) until the data stamp changes, and at most COUNTS_TTL seconds;
+the label counts also follow the labels' own stamp (a curator's label changes them, nothing
+else does). At most one aggregate query per filter group. The header's counts are part of
+every page and every action's answer; the other groups' counts are read by the page when
+they are kept, else fetched right after it (`filter_counts`), so a page never waits for them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import hashlib
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 
 from cities.models import PointOfInterest
 from image_ranking.models import ImageTrainingData, PoiRanking, RankingRunItem
@@ -25,8 +26,6 @@ from image_ranking.review.facets import pois_in_lists
 # A count's lifetime when nothing the data stamp sees has changed: an admin's edit or an
 # import that adds a POI to a list without saving it shows within this many seconds.
 COUNTS_TTL = 60
-# The groups counted in the one pass over the POIs (the header's states among them).
-ONE_PASS = ("status", "origin", "score")
 
 
 def data_stamp() -> tuple:
@@ -56,9 +55,13 @@ def stamps(*, labels: bool = True) -> tuple[tuple, tuple]:
     return row[:4], row[4:]
 
 
+def _key(name: str, parts: tuple) -> str:
+    return f"ir-{name}-" + hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
 def _kept(name: str, parts: tuple, compute):
     """`compute()`, kept under `name` and `parts` for COUNTS_TTL seconds."""
-    key = f"ir-{name}-" + hashlib.sha256(repr(parts).encode()).hexdigest()
+    key = _key(name, parts)
     found = cache.get(key)
     if found is None:
         found = compute()
@@ -71,7 +74,7 @@ def counts(
 ) -> dict[str, int]:
     """The numbers at the top of the page: POIs in lists, each state, labels."""
     stamp = stamp or data_stamp()
-    found = _kept("pass", (city_id, list_id, stamp), lambda: poi_pass(city_id, list_id))
+    found = _kept("status", (city_id, list_id, stamp), lambda: status_counts(city_id, list_id))
     header = {"in_lists": found["in_lists"], **found["status"]}
     labels = ImageTrainingData.objects.all()
     if city_id or list_id:
@@ -80,35 +83,61 @@ def counts(
 
 
 def facet_counts(
-    city_id: int | None = None, list_id: int | None = None, both: tuple | None = None
-) -> dict[str, dict[str, int]]:
+    city_id: int | None = None,
+    list_id: int | None = None,
+    both: tuple | None = None,
+    *,
+    compute: bool = True,
+) -> dict:
     """{group: {option: POIs}} for every filter of the grid within the city/list scope, and
-    "in_lists". `both`: `stamps()`, when the caller has them."""
-    stamp, labels = both or stamps()
+    "in_lists". `both`: `stamps()`, when the caller has them. Without `compute`, only the
+    groups kept already (the status group always: the header's)."""
+    stamp, label_stamp = both or stamps()
     scope = (city_id, list_id, stamp)
-    found = dict(_kept("pass", scope, lambda: poi_pass(city_id, list_id)))
-    found.update(_kept("flags", scope, lambda: flag_counts(city_id, list_id)))
-    found.update(_kept("damage", scope, lambda: damage_counts(city_id, list_id)))
-    found.update(_kept("labels", (*scope, labels), lambda: label_counts(city_id, list_id)))
+    found = dict(_kept("status", scope, lambda: status_counts(city_id, list_id)))
+    later = {
+        "origin_score": (scope, lambda: origin_and_score_counts(city_id, list_id)),
+        "flag": (scope, lambda: flag_counts(city_id, list_id)),
+        "damage": (scope, lambda: damage_counts(city_id, list_id, found["in_lists"])),
+        "label": ((*scope, label_stamp), lambda: label_counts(city_id, list_id)),
+    }
+    for name, (parts, count) in later.items():
+        kept = _kept(name, parts, count) if compute else cache.get(_key(name, parts))
+        found.update(kept or {})
     return found
 
 
-def poi_pass(city_id: int | None, list_id: int | None) -> dict:
-    """POIs in lists, and per option of status, image origin and best score: one pass."""
-    options = [
-        (group.param, value, group.condition(value))
-        for group in facets.GROUPS
-        if group.param in ONE_PASS
-        for value in group.options
-    ]
-    row = pois_in_lists(city_id, list_id).aggregate(
+def _counted(pois, options: list[tuple[str, str, object]]) -> dict:
+    """{group: {value: POIs matching its condition}} in one pass over `pois` (with
+    "in_lists", all of them)."""
+    row = pois.aggregate(
         in_lists=Count("pk"),
         **{f"n{i}": Count("pk", filter=where) for i, (_, _, where) in enumerate(options)},
     )
-    found: dict = {"in_lists": row["in_lists"], **{param: {} for param in ONE_PASS}}
+    found: dict = {"in_lists": row["in_lists"]}
     for i, (param, value, _) in enumerate(options):
-        found[param][value] = row[f"n{i}"]
+        found.setdefault(param, {})[value] = row[f"n{i}"]
     return found
+
+
+def _options(*params: str) -> list[tuple[str, str, object]]:
+    return [
+        (group.param, value, group.condition(value))
+        for group in facets.GROUPS
+        if group.param in params
+        for value in group.options
+    ]
+
+
+def status_counts(city_id: int | None, list_id: int | None) -> dict:
+    """POIs in lists and in each state (the header's): one pass over the POIs."""
+    return _counted(pois_in_lists(city_id, list_id), _options("status"))
+
+
+def origin_and_score_counts(city_id: int | None, list_id: int | None) -> dict:
+    """POIs per image origin and per best score bin: one pass over the POIs."""
+    found = _counted(pois_in_lists(city_id, list_id), _options("origin", "score"))
+    return {"origin": found["origin"], "score": found["score"]}
 
 
 def flag_counts(city_id: int | None, list_id: int | None) -> dict[str, dict[str, int]]:
@@ -126,17 +155,28 @@ def flag_counts(city_id: int | None, list_id: int | None) -> dict[str, dict[str,
     return {"flag": found}
 
 
-def damage_counts(city_id: int | None, list_id: int | None) -> dict[str, dict[str, int]]:
+def _sizes(querysets: dict[str, QuerySet]) -> dict[str, int]:
+    """The size of each queryset, in one query (a sub-select each): each EXISTS filter is a
+    semi-join the database plans as a whole, not a sub-plan run per POI as inside an
+    aggregate's FILTER (PostgreSQL: 160 instead of 510 ms for the damage count at 100,000)."""
+    parts, params = [], []
+    for qs in querysets.values():
+        sql, args = qs.order_by().values("pk").query.sql_with_params()
+        parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS part)")  # noqa: S608 (Django's SQL)
+        params += args
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(parts), params)
+        return dict(zip(querysets, cursor.fetchone(), strict=True))
+
+
+def damage_counts(city_id: int | None, list_id: int | None, in_lists: int) -> dict:
     """POIs with a damaged copy among their candidates, and without (one query)."""
-    row = pois_in_lists(city_id, list_id).aggregate(
-        all=Count("pk"), damaged=Count("pk", filter=facets.damage("damaged"))
-    )
-    return {"damage": {"damaged": row["damaged"], "none": row["all"] - row["damaged"]}}
+    pois = pois_in_lists(city_id, list_id)
+    damaged = _sizes({"damaged": pois.filter(facets.damage("damaged"))})["damaged"]
+    return {"damage": {"damaged": damaged, "none": in_lists - damaged}}
 
 
 def label_counts(city_id: int | None, list_id: int | None) -> dict[str, dict[str, int]]:
     """POIs with a good label, a bad label, unlabelled candidates (one query)."""
-    row = pois_in_lists(city_id, list_id).aggregate(
-        **{value: Count("pk", filter=facets.label(value)) for value in facets.LABELS}
-    )
-    return {"label": row}
+    pois = pois_in_lists(city_id, list_id)
+    return {"label": _sizes({value: pois.filter(facets.label(value)) for value in facets.LABELS})}

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from cities.models import PointOfInterest
@@ -91,7 +92,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     threshold = calibration.current_threshold()
     both = counts.stamps()
     header = counts.counts(filters.city_id, filters.list_id, both[0])
-    found = counts.facet_counts(filters.city_id, filters.list_id, both)
+    found = counts.facet_counts(filters.city_id, filters.list_id, both, compute=False)
+    counted = all(param in found for param in selectors.FACETS)
     page, cards = selectors.page_of_cards(filters, threshold, found)
     return_to = return_to_query(filters)
     watch = live.Watch(tuple(c.poi.pk for c in cards))
@@ -113,6 +115,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "poi_lists": poi_lists,
         "lists_left_out": lists_left_out,
         "filter_groups": filter_choices(filters, found),
+        # The counts not kept yet come right after the page (`filter_counts`).
+        "counts_url": "" if counted else reverse("image_ranking:filter_counts") + f"?{return_to}",
         "sorts": {value: label for value, (label, _) in ordering.SORTS.items()},
         "per_page_choices": selectors.PER_PAGE_CHOICES,
         "counts": header,
@@ -152,3 +156,17 @@ def poi_card(request: HttpRequest, poi_id: int) -> HttpResponse:
         return HttpResponse("No such POI.", status=404, content_type="text/plain")
     filters = filters_from_return_to(request.GET.get("return_to", ""))
     return HttpResponse(card_html(request, card, filters))
+
+
+@staff_member_required
+@require_GET
+def filter_counts(request: HttpRequest) -> HttpResponse:
+    """The page's filters with every count, each swapped in place of its copy: fetched right
+    after a page whose counts were not all kept (counting takes longer than the page)."""
+    form = FilterForm(request.GET)
+    if not form.is_valid():
+        return bad_request(form)
+    filters = form.filters()
+    found = counts.facet_counts(filters.city_id, filters.list_id)
+    context = {"filter_groups": filter_choices(filters, found)}
+    return render(request, "image_ranking/_filter_counts.html", context)

@@ -259,7 +259,7 @@ def test_the_coverage_reports_numbers_are_the_dashboards_counts(
     assert value("origins:Category fallback (still needs a photo)") == counts["fallback"]
     assert value("origins:No image") + counts["fallback"] == counts["missing"]
     assert int(page.locator("[data-report=total]").inner_text().split()[0]) == counts["in_lists"]
-    assert value("flags:below threshold") == counts["flagged"]
+    assert value("flags:Below threshold") == counts["flagged"]
     assert page.locator("svg.hbars").count() >= 3 and page.locator("script").count() == 0
     name = "report.png" if width == 1440 else "report-narrow.png"
     page.screenshot(path=str(screenshot_path(tmp_path, name)), full_page=True)

@@ -116,12 +116,23 @@ def options(response) -> dict[str, list[tuple[str, str, int | None]]]:
     return {choice.param: choice.options for choice in response.context["filter_groups"]}
 
 
+def counted_page(client, query: dict | None = None):
+    """The page once its counts are kept: the first page of a scope asks for them right
+    after itself (`counts_url`), as the browser does, and the next page has them all."""
+    first = client.get(DASH, query or {})
+    if first.context["counts_url"]:
+        assert client.get(first.context["counts_url"]).status_code == 200
+    page = client.get(DASH, query or {})
+    assert page.context["counts_url"] == ""
+    return page
+
+
 def test_every_option_counts_the_pois_its_filter_shows(staff_client, varied):
     """Each count is the size of its filter, in each scope, and the filter keeps exactly the
     POIs the oracle names (status is checked the same way in test_states)."""
     scopes = [{}, {"city": varied["lisbon"].pk}, {"list": varied["lisbon_list"].pk}]
     for scope in scopes:
-        page = staff_client.get(DASH, scope)
+        page = counted_page(staff_client, scope)
         pois = in_scope(scope)
         checked = 0
         for param, choices in options(page).items():
@@ -137,7 +148,7 @@ def test_every_option_counts_the_pois_its_filter_shows(staff_client, varied):
                 assert f'value="{value}" data-count="{count}"' in page.content.decode()
         assert checked > 0
     # Every group's options that part the POIs add up to the POIs in lists.
-    page = staff_client.get(DASH)
+    page = counted_page(staff_client)
     total = page.context["counts"]["in_lists"]
     groups = options(page)
     for param in ("score", "damage", "origin"):
@@ -169,7 +180,7 @@ def test_filters_combine_with_each_other_the_search_and_the_sort(staff_client, v
 
 
 def test_a_filter_no_poi_matches_shows_none_and_reads_no_ids(staff_client, varied):
-    staff_client.get(DASH)  # the counts, kept
+    counted_page(staff_client)  # the counts, kept
     with CaptureQueriesContext(connection) as empty:
         response = staff_client.get(DASH, {"flag": flags.INTERNAL_ERROR})
     assert shown(response) == [] and response.context["page"].total == 0
@@ -263,7 +274,7 @@ def test_the_export_of_a_filtered_view_has_exactly_its_pois_and_candidates(staff
 
 
 def test_the_page_costs_the_same_queries_with_every_filter_on(staff_client, varied):
-    staff_client.get(DASH)  # the counts, kept until the data changes
+    counted_page(staff_client)  # the counts, kept until the data changes
     on = {"flag": "below_threshold", "score": "4-5", "label": "unlabelled", "damage": "none"}
     sizes = []
     for query in ({"per_page": 10}, {"per_page": 50}, {**on, "per_page": 10}, {**on, "q": "o"}):
@@ -277,14 +288,23 @@ def test_the_page_costs_the_same_queries_with_every_filter_on(staff_client, vari
     assert len(set(sizes)) == 1, sizes
 
 
-def test_counts_are_kept_and_follow_a_label(staff_client, varied):
-    """A second page reads no count again; a label changes the label counts on the next page
-    (only that group is counted again), not the others."""
+def test_counts_come_right_after_the_page_are_kept_and_follow_a_label(staff_client, varied):
+    """The first page shows the header's counts and asks for the others right after itself
+    (the answer swaps each filter in place); the next page has them all and counts nothing.
+    A label makes only the label counts come after the page again, one more."""
     first = staff_client.get(DASH)
+    assert first.context["counts_url"]
+    assert all(n is not None for _, _, n in options(first)["status"])
+    assert all(n is None for _, _, n in options(first)["label"])
+    fragment = staff_client.get(first.context["counts_url"])
+    html = fragment.content.decode()
+    for param in GROUPS:
+        assert f'<label id="filter-{param}" hx-swap-oob="true">' in html
+    good = dict((v, n) for v, _, n in options(fragment)["label"])["good"]
+    assert f'value="good" data-count="{good}"' in html
     with CaptureQueriesContext(connection) as warm:
         again = staff_client.get(DASH)
-    assert options(again) == options(first)
-    good = dict((v, n) for v, _, n in options(first)["label"])["good"]
+    assert again.context["counts_url"] == "" and options(again) == options(fragment)
     unlabelled_poi = next(
         c.poi for c in first.context["cards"] if not ImageTrainingData.objects.filter(poi=c.poi)
     )
@@ -293,5 +313,12 @@ def test_counts_are_kept_and_follow_a_label(staff_client, varied):
     assert staff_client.post(url, {"label": "good"}).status_code == 302
     with CaptureQueriesContext(connection) as labelled:
         after = staff_client.get(DASH)
-    assert dict((v, n) for v, _, n in options(after)["label"])["good"] == good + 1
-    assert len(labelled.captured_queries) == len(warm.captured_queries) + 1
+    assert len(labelled.captured_queries) == len(warm.captured_queries)  # counts nothing
+    assert after.context["counts_url"]
+    assert all(n is None for _, _, n in options(after)["label"])
+    assert options(after)["damage"] == options(again)["damage"]  # kept
+    with CaptureQueriesContext(connection) as counting:
+        fragment = staff_client.get(after.context["counts_url"])
+    assert dict((v, n) for v, _, n in options(fragment)["label"])["good"] == good + 1
+    sqls = [q["sql"].upper() for q in counting.captured_queries]
+    assert len([sql for sql in sqls if "COUNT(" in sql and "MAX(" not in sql]) == 1  # labels
