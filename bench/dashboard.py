@@ -55,9 +55,10 @@ def setup_django(code: Path, db: str) -> None:
 
 def make_data(n_pois: int, n_candidates: int) -> None:
     """POIs in lists of 100, a third with an image (the pipeline's winner), a tenth flagged
-    (with their Validation), every 20th showing a fallback, 10 scored candidates each, a
-    label on every fifth POI's best candidate (so the page shows label states), and a batch
-    run going on over the first 200 POIs (so the page shows live cards and a tally)."""
+    (with their Validation), every 20th showing a fallback, 10 scored candidates each (every
+    7th POI with a damaged copy), a label on every fifth POI's best candidate (so the page
+    shows label states), and a batch run going on over the first 200 POIs (so the page shows
+    live cards and a tally)."""
     from django.utils import timezone
 
     from cities.models import City, PoiList, PointOfInterest, Validation
@@ -114,6 +115,8 @@ def make_data(n_pois: int, n_candidates: int) -> None:
                     distance_km=0.2 * rank,
                     eligible=rank < n_candidates,
                     ineligible_reason="" if rank < n_candidates else "too far",
+                    # every 7th POI's second candidate is a dark copy of its first
+                    damage=f"dark copy of File:Sight {i} 1.jpg" if rank == 2 and i % 7 == 0 else "",
                     is_winner=rank == 1,
                 )
             )
@@ -203,6 +206,9 @@ def measure(client, url: str, repeat: int) -> dict:
     response = client.get(url)
     cold = (time.perf_counter() - start) * 1000
     assert response.status_code == 200, (url, response.status_code)
+    if url.startswith("/image-ranking/?") or url == "/image-ranking/":
+        # What the browser does next: fetch the filter counts not kept yet (404 before them).
+        client.get(url.replace("/image-ranking/", "/image-ranking/filters/", 1))
     queries: list[str] = []
     with connection.execute_wrapper(
         lambda execute, sql, *a: queries.append(sql) or execute(sql, *a)
@@ -239,6 +245,16 @@ def pages() -> list[tuple[str, str]]:
         ("50, search + sort=status", "/image-ranking/?q=sight&sort=status&per_page=50"),
         ("20, unlabelled + sort=score", "/image-ranking/?unlabelled=1&sort=score"),
         ("20, all on, page 5", "/image-ranking/?q=sight&sort=score&unlabelled=1&page=5"),
+        # The filters with counts (the baseline has none: it ignores them, serving its page).
+        ("20, flag=below_threshold", "/image-ranking/?flag=below_threshold"),
+        ("20, damage=damaged, page 40", "/image-ranking/?damage=damaged&page=40"),
+        ("20, origin+score+label", "/image-ranking/?origin=pipeline&score=6-7&label=unlabelled"),
+        (
+            "20, every filter+search+sort p5",
+            "/image-ranking/?q=sight&sort=score&flag=below_threshold&score=6-7&label=unlabelled"
+            "&damage=none&origin=none&page=5",
+        ),
+        ("filter counts (after a page)", "/image-ranking/filters/"),
         ("run poll, 20 cards watched", poll_url()),
         ("focused review, mid-view POI", f"/image-ranking/review/?poi={middle}"),
         ("focused review, sort=score", f"/image-ranking/review/?poi={middle}&sort=score"),
