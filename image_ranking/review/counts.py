@@ -88,20 +88,26 @@ def facet_counts(
     both: tuple | None = None,
     *,
     compute: bool = True,
+    only: tuple[str, ...] = (),
 ) -> dict:
     """{group: {option: POIs}} for every filter of the grid within the city/list scope, and
     "in_lists". `both`: `stamps()`, when the caller has them. Without `compute`, only the
-    groups kept already (the status group always: the header's)."""
+    groups kept already (the status group always: the header's); `only`: these groups (and
+    the status group), e.g. ("origin", "flag")."""
     stamp, label_stamp = both or stamps()
     scope = (city_id, list_id, stamp)
     found = dict(_kept("status", scope, lambda: status_counts(city_id, list_id)))
-    later = {
-        "origin_score": (scope, lambda: origin_and_score_counts(city_id, list_id)),
-        "flag": (scope, lambda: flag_counts(city_id, list_id)),
-        "damage": (scope, lambda: damage_counts(city_id, list_id, found["in_lists"])),
-        "label": ((*scope, label_stamp), lambda: label_counts(city_id, list_id)),
-    }
-    for name, (parts, count) in later.items():
+    # (the groups it counts, what its count follows, how it counts)
+    later = [
+        (("origin", "score"), scope, lambda: origin_and_score_counts(city_id, list_id)),
+        (("flag",), scope, lambda: flag_counts(city_id, list_id)),
+        (("damage",), scope, lambda: damage_counts(city_id, list_id, found["in_lists"])),
+        (("label",), (*scope, label_stamp), lambda: label_counts(city_id, list_id)),
+    ]
+    for groups, parts, count in later:
+        if only and not set(groups) & set(only):
+            continue
+        name = "-".join(groups)
         kept = _kept(name, parts, count) if compute else cache.get(_key(name, parts))
         found.update(kept or {})
     return found

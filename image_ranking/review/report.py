@@ -166,7 +166,7 @@ def figures(city_id: int | None, list_id: int | None) -> tuple:
     until the dashboard's data stamp changes, like its counts, and at most `COUNTS_TTL`."""
     both = counts.stamps()
     stamp = both[0]
-    found = counts.facet_counts(city_id, list_id, both)
+    found = counts.facet_counts(city_id, list_id, both, only=("origin", "flag"))
     key = "ir-report-" + hashlib.sha256(repr((city_id, list_id, stamp)).encode()).hexdigest()
     rest = cache.get(key)
     if rest is None:
