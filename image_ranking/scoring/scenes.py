@@ -31,12 +31,12 @@ cv2.setNumThreads(1)  # a POI's ten images are small: threads cost more than the
 WORK_SIDE = 512  # features are computed with the longer side at most this long
 MIN_SIDE = 32  # smaller images have no features
 # Fine keypoints: one level, spread over a grid, for when this image is the larger view.
-FINE_COUNT = 1200
+FINE_COUNT = 1000
 GRID = (8, 6)
 # Keypoints of the whole frame at several scales, for when this image is a crop of another:
 # a crop of a quarter of the frame matches the other's fine keypoints at a quarter the size.
-COARSE_LEVELS = (1.0, 0.71, 0.5, 0.35, 0.25)
-COARSE_PER_LEVEL = 100
+# (scale, keypoints): more at the small scales, where a small crop has few keypoints to match.
+COARSE_LEVELS = ((1.0, 60), (0.71, 60), (0.5, 80), (0.35, 100), (0.25, 100))
 FAST_THRESHOLD = 10  # on the equalized grey image: dark and washed-out copies keep corners
 RATIO = 0.8  # Lowe's ratio test on Hamming distances
 # RANSAC on a similarity (scale, turn, shift), in working pixels of the larger view.
@@ -127,7 +127,6 @@ class SceneMatch:
     inliers: int
     region: tuple[float, float, float, float]  # bounding box: left, top, width, height
     full_frame: bool
-    mirrored: bool = False
 
     @property
     def outer(self) -> int:
@@ -166,7 +165,7 @@ def features(image: Image.Image) -> Features:
         fastThreshold=FAST_THRESHOLD,
     )  # fmt: skip
     fine = _spread(detector, grey, FINE_COUNT)
-    coarse = [_level(detector, grey, scale) for scale in COARSE_LEVELS]
+    coarse = [_level(detector, grey, scale, count) for scale, count in COARSE_LEVELS]
     coarse = _Points(
         np.concatenate([c.xy for c in coarse]), np.concatenate([c.descriptors for c in coarse])
     )
@@ -209,21 +208,18 @@ def _spread(detector, grey: np.ndarray, count: int) -> _Points:
     return _Points(cv2.KeyPoint_convert(picked), descriptors)
 
 
-def _level(detector, grey: np.ndarray, scale: float) -> _Points:
+def _level(detector, grey: np.ndarray, scale: float, count: int) -> _Points:
     if scale != 1.0:
         size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
         if min(size) < MIN_SIDE:
             return _Points.empty()
         grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-    detector.setMaxFeatures(COARSE_PER_LEVEL)
+    detector.setMaxFeatures(count)
     keypoints, descriptors = detector.detectAndCompute(grey, None)
     detector.setMaxFeatures(4 * FINE_COUNT)
     if descriptors is None:
         return _Points.empty()
     return _Points(cv2.KeyPoint_convert(keypoints) / scale, descriptors)
-
-
-_MATCHER = cv2.BFMatcher(cv2.NORM_HAMMING)
 
 
 def match(a: Features, b: Features) -> SceneMatch | None:
@@ -267,17 +263,20 @@ def _crop_of(inner: Features, outer: Features) -> tuple[complex, complex, int] |
     pixels) when `inner` is a crop of `outer`."""
     if len(inner.coarse) < MIN_INLIERS or len(outer.fine) < MIN_INLIERS:
         return None
-    pairs = _MATCHER.knnMatch(inner.coarse.descriptors, outer.fine.descriptors, k=2)
-    good: dict[int, tuple[float, int]] = {}  # outer point -> (distance, inner point)
-    for pair in pairs:
-        if len(pair) == 2 and pair[0].distance < RATIO * pair[1].distance:
-            m = pair[0]
-            if m.trainIdx not in good or m.distance < good[m.trainIdx][0]:
-                good[m.trainIdx] = (m.distance, m.queryIdx)
-    if len(good) < MIN_INLIERS:
+    distance, nearest = cv2.batchDistance(
+        inner.coarse.descriptors, outer.fine.descriptors, cv2.CV_32S,
+        normType=cv2.NORM_HAMMING, K=2,
+    )  # fmt: skip
+    passed = np.flatnonzero(distance[:, 0] < RATIO * distance[:, 1])
+    # each outer point once, with its closest inner point
+    passed = passed[np.lexsort((distance[passed, 0], nearest[passed, 0]))]
+    first = np.ones(len(passed), bool)
+    first[1:] = nearest[passed[1:], 0] != nearest[passed[:-1], 0]
+    src_index = passed[first]
+    dst_index = nearest[src_index, 0]
+    if len(src_index) < MIN_INLIERS:
         return None
-    dst_index = np.fromiter(good.keys(), int, len(good))
-    src_index = np.fromiter((q for _, q in good.values()), int, len(good))
+    good = src_index
     src = _complex(inner.coarse.xy[src_index])
     dst = _complex(outer.fine.xy[dst_index])
     found = _ransac(src, dst, inner.size[0] / outer.size[0])
