@@ -52,9 +52,9 @@ def test_different_photos_within_10_bits_of_the_old_hash_are_not_the_same_scene(
     old = (sharpness.difference_hash(first) ^ sharpness.difference_hash(second)).bit_count()
     assert old <= sharpness.NEAR_DUPLICATE_BITS  # what the old test took for one scene
     assert scenes.match(scenes.features(first), scenes.features(second)) is None
-    # so a darker different photo is no "dark copy" of the other
-    darker = Image.eval(second, lambda v: v // 3)
-    assert quality.assess_copies([first, darker]) == [None, None]
+    # so a washed-out different photo is no "washed-out copy" of the other (it was)
+    washed = Image.blend(second, Image.new("RGB", second.size, (255, 255, 255)), 0.5)
+    assert quality.assess_copies([first, washed]) == [None, None]
 
 
 def test_a_turned_enlarged_crop_loses_to_its_original(nima_scorer):
