@@ -5,6 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DEMO_DATA := cities/fixtures/demo/lisbon.json cities/fixtures/demo/rome.json
+# What make starts runs in development mode (the app's own default is production): DEBUG on,
+# the secret key made once in var/secret-key. DJANGO_DEBUG=0 in the environment wins.
+DJANGO_DEBUG ?= 1
+export DJANGO_DEBUG
 
 .PHONY: run test setup venv dev-venv migrate demo model system-deps lint format bench demo-commons clean
 

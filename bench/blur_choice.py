@@ -37,6 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "city_wiki.settings")
+os.environ.setdefault("DJANGO_DEBUG", "1")  # a development tool
 
 import django  # noqa: E402
 

@@ -27,6 +27,7 @@ def setup_django(db_path: Path) -> None:
     os.environ["SQLITE_PATH"] = str(db_path)
     os.environ.pop("DATABASE_URL", None)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "city_wiki.settings")
+    os.environ.setdefault("DJANGO_DEBUG", "1")  # a development tool
     import django
 
     django.setup()
@@ -116,7 +117,6 @@ def make_data(n_pois: int, n_candidates: int) -> None:
                     parent=city,
                     context="image_ranking",
                     aggregate="below_threshold",
-                    specialized_aggregate=f"poi:{poi.pk}",
                     description="below threshold",
                 )
                 if flagged

@@ -156,6 +156,7 @@ def run(db_env: dict[str, str], baseline: bool, args: argparse.Namespace) -> dic
         **{k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SQLITE_PATH"}},
         **db_env,
         "DJANGO_SETTINGS_MODULE": "city_wiki.settings",
+        "DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG", "1"),  # a development tool
         "WIKIMEDIA_RATE_PER_HOUR": str(args.rate),
         "PYTHONPATH": str(ROOT),
         "LOG_LEVEL": "ERROR",

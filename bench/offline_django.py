@@ -21,6 +21,7 @@ def setup(prefix: str) -> Path:
     os.environ.update(
         {
             "DJANGO_SETTINGS_MODULE": "city_wiki.settings",
+            "DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG", "1"),  # a development tool
             "SQLITE_PATH": str(work / "bench.sqlite3"),
             "MEDIA_ROOT": str(work / "media"),
             "WIKIMEDIA_RATE_PER_HOUR": "0",

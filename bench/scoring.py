@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "city_wiki.settings")
+os.environ.setdefault("DJANGO_DEBUG", "1")  # a development tool
 
 import django  # noqa: E402
 

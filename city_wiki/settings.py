@@ -1,8 +1,10 @@
 """Settings for the city_wiki project, read from the environment.
 
-Defaults are the embedded set-up (`make run`): SQLite, the Django-Q ORM broker, the NIMA
-model. Production mode (`DJANGO_DEBUG=0`) turns on every `check --deploy` hardening and
-refuses to start without a real secret key.
+Secure by default: without `DJANGO_DEBUG=1` the app is in production mode, with every
+`check --deploy` hardening on, and refuses to start without `DJANGO_SECRET_KEY`. Development
+mode (`DJANGO_DEBUG=1`, which `make run`, `make test` and the test suite set) takes its key
+from `var/secret-key`, made once. The other defaults are the embedded set-up: SQLite, the
+Django-Q ORM broker, the NIMA model.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from city_wiki.secret_key import development_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -43,14 +47,18 @@ def env_float(name: str, default: float) -> float:
         raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from exc
 
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
+DEBUG = env_bool("DJANGO_DEBUG", False)
 
-_DEV_SECRET_KEY = "dev-only-key-not-for-production-7f3a9c1e5b2d8046a1e9c3b7d5f2a8c4e6b0d9f1"  # noqa: S105 (DEBUG only)
+# No key in the repository. Development mode shares one random key among all the checkout's
+# processes (see city_wiki/secret_key.py); production must be given one.
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG=0")
-    SECRET_KEY = _DEV_SECRET_KEY
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set when DEBUG is off (DJANGO_DEBUG unset or 0: "
+            "production mode). For development, set DJANGO_DEBUG=1, as `make run` does."
+        )
+    SECRET_KEY = development_secret_key(BASE_DIR / "var" / "secret-key")
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
@@ -171,11 +179,15 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
+
+# X-Forwarded-Proto is a client's word unless a proxy in front of the app sets it (and
+# overwrites a client's): trusted only when the deployment says so.
+if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Django-Q2: the ORM broker on the default database ---------------------------------------
 # `retry` must exceed `timeout`, or a slow task would be handed to a second worker while the
@@ -201,6 +213,9 @@ Q_CLUSTER = {
 WIKIMEDIA_API_URL = os.environ.get("WIKIMEDIA_API_URL", "https://commons.wikimedia.org/w/api.php")
 WIKIMEDIA_API_TOKEN = os.environ.get("WIKIMEDIA_API_TOKEN", "")
 WIKIMEDIA_RATE_PER_HOUR = env_int("WIKIMEDIA_RATE_PER_HOUR", 500)
+# The most an API answer may decode to (gzip undone): a 20-hit search with 15 categories a hit
+# is about 38 KB, so 4 MiB is 100 times that; a bigger answer is a fault, never read whole.
+WIKIMEDIA_API_MAX_BYTES = env_int("WIKIMEDIA_API_MAX_BYTES", 4 * 1024 * 1024)
 WIKIMEDIA_CONTACT = os.environ.get(
     "WIKIMEDIA_CONTACT", "https://github.com/city-wiki/poi-image-ranking; curators@example.org"
 )

@@ -9,19 +9,19 @@ milliseconds). SQLite keeps datetimes as text, and that text sorts like the text
 writes for a Python datetime and computes for `Now() - timedelta` (`YYYY-MM-DD
 HH:MM:SS[.ffffff]`), so they all compare as the times they are.
 
-`now()` reads the clock with the one per-vendor query of the rate limiter
-(`ratelimit.database_time()`). `estimate()` costs no query: this host's clock corrected by
-the offset measured at this process's last `now()` (none yet: this host's clock), good for
-what is only displayed, such as the dashboard's ETA.
+`epoch()` reads the clock with one per-vendor query (the rate limiter's refills, blocks and
+leases use it too); `now()` is the same moment as a datetime. `estimate()` costs no query:
+this host's clock corrected by the offset measured at this process's last `now()` (none yet:
+this host's clock), good for what is only displayed, such as the dashboard's ETA.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
+from django.db import connection
 from django.utils import timezone
-
-from image_ranking.commons.ratelimit import database_time
 
 _offset = timedelta(0)  # database clock minus this host's, at the last now()
 
@@ -29,7 +29,7 @@ _offset = timedelta(0)  # database clock minus this host's, at the last now()
 def now() -> datetime:
     """Now on the database's clock, as an aware UTC datetime (one query)."""
     global _offset
-    db_now = datetime.fromtimestamp(database_time(), tz=UTC)
+    db_now = datetime.fromtimestamp(epoch(), tz=UTC)
     _offset = db_now - timezone.now()
     return db_now
 
@@ -37,3 +37,33 @@ def now() -> datetime:
 def estimate() -> datetime:
     """The database's clock as last measured by this process, without a query."""
     return timezone.now() + _offset
+
+
+def epoch() -> float:
+    """Now, as Unix seconds with sub-second resolution, on the DATABASE's clock.
+
+    Why: the bucket, blocks, leases and tickets are compared by every host; with each host's
+    own clock, one 2 min ahead would see every lease as expired. One SELECT per transaction,
+    phrased per database because there is no portable sub-second "now" in SQL:
+
+    - PostgreSQL: `EXTRACT(EPOCH FROM clock_timestamp())`, the server's clock at this
+      statement (`now()` / `CURRENT_TIMESTAMP` are the transaction's start, which lags behind
+      a row-lock wait).
+    - SQLite: `(julianday('now') - 2440587.5) * 86400` (millisecond resolution;
+      `CURRENT_TIMESTAMP` has whole seconds only). SQLite runs inside each process, so this is
+      the kernel clock of the one host that can share a SQLite file (WAL needs shared memory,
+      so never several hosts): every process on it agrees, and a patched `time.time()` in
+      Python does not change it.
+    - MySQL/MariaDB: `UNIX_TIMESTAMP(NOW(6))`.
+    - anything else: this host's `time.time()` (no better portable source).
+    """
+    sql = {
+        "postgresql": "SELECT EXTRACT(EPOCH FROM clock_timestamp())",
+        "sqlite": "SELECT (julianday('now') - 2440587.5) * 86400.0",
+        "mysql": "SELECT UNIX_TIMESTAMP(NOW(6))",
+    }.get(connection.vendor)
+    if sql is None:
+        return time.time()
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return float(cursor.fetchone()[0])

@@ -41,6 +41,7 @@ class RankingRun(models.Model):
     class Kind(models.TextChoices):
         BATCH = "batch", "Batch"
         POI = "poi", "One POI"
+        USE = "use", "A curator's choice"  # store `candidate` (its download had to wait)
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
 
@@ -50,6 +51,11 @@ class RankingRun(models.Model):
     threshold = models.FloatField(null=True, blank=True, help_text="Empty: the setting.")
     replace_existing = models.BooleanField(default=False)
     model_name = models.CharField(max_length=20, blank=True, default="")
+    # Kind.USE: the candidate a curator chose, stored by a background task (None once a
+    # re-rank has replaced the POI's candidates).
+    candidate = models.ForeignKey(
+        "Candidate", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     # Set while the run is active, cleared when it ends: the unique constraint makes "one
     # active batch run per scope and city" atomic (two quick clicks start one run).
@@ -94,19 +100,25 @@ class RunTally:
 
     @classmethod
     def of(cls, items: models.QuerySet) -> RunTally:
-        out = RankingRunItem.Outcome
-        row = items.aggregate(
-            total=Count("pk"),
-            processed=Count("pk", filter=Q(outcome__in=FINAL_OUTCOMES)),
-            updated=Count("pk", filter=Q(outcome=out.UPDATED)),
-            ranked=Count("pk", filter=Q(outcome=out.RANKED)),
-            flagged=Count("pk", filter=Q(outcome=out.FLAGGED)),
-            failed=Count("pk", filter=Q(outcome=out.FAILED)),
-            skipped=Count("pk", filter=Q(outcome=out.SKIPPED)),
-            cancelled=Count("pk", filter=Q(outcome=out.CANCELLED)),
-            running=Count("pk", filter=Q(outcome=out.RUNNING)),
+        """One GROUP BY outcome: read from the (run, outcome) index alone."""
+        counts = dict(
+            items.order_by()
+            .values_list("outcome")
+            .annotate(n=Count("outcome"))
+            .values_list("outcome", "n")
         )
-        return cls(**row)
+        out = RankingRunItem.Outcome
+        return cls(
+            total=sum(counts.values()),
+            processed=sum(counts.get(o, 0) for o in FINAL_OUTCOMES),
+            updated=counts.get(out.UPDATED, 0),
+            ranked=counts.get(out.RANKED, 0),
+            flagged=counts.get(out.FLAGGED, 0),
+            failed=counts.get(out.FAILED, 0),
+            skipped=counts.get(out.SKIPPED, 0),
+            cancelled=counts.get(out.CANCELLED, 0),
+            running=counts.get(out.RUNNING, 0),
+        )
 
 
 class RankingRunItem(models.Model):
@@ -128,6 +140,9 @@ class RankingRunItem(models.Model):
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.PENDING)
     reason = models.CharField(max_length=500, blank=True, default="")
     task_id = models.CharField(max_length=32, blank=True, default="", help_text="Django-Q task.")
+    # The task's row in the ORM broker: "is it still queued" is a primary-key look-up, never a
+    # decoding of the broker's signed payloads.
+    broker_id = models.BigIntegerField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -136,7 +151,11 @@ class RankingRunItem(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "poi"], name="one_item_per_poi_and_run")
         ]
-        indexes = [models.Index(fields=["run", "outcome"]), models.Index(fields=["finished_at"])]
+        indexes = [
+            models.Index(fields=["run", "outcome"]),
+            models.Index(fields=["finished_at"]),
+            models.Index(fields=["started_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"run {self.run_id} · POI {self.poi_id}: {self.outcome}"
@@ -182,6 +201,12 @@ class PoiRanking(models.Model):
     image_origin = models.CharField(
         max_length=10, choices=Origin.choices, blank=True, default=Origin.EXISTING
     )
+    # The Commons file the current image was stored from (pipeline or curator origin; empty
+    # otherwise): its sha1, title and scene features. Written in the same transaction as the
+    # image and the origin (`pipeline.outcome`); "one photo, one place" compares with these.
+    image_sha1 = models.CharField(max_length=40, blank=True, default="")
+    image_title = models.CharField(max_length=500, blank=True, default="")
+    image_scene = models.BinaryField(blank=True, default=b"")
 
     class DistanceCheck(models.TextChoices):
         CHECKED = "checked", "Distance checked against the POI's coordinates"
@@ -230,11 +255,13 @@ class Candidate(models.Model):
     eligible = models.BooleanField(default=True)
     ineligible_reason = models.CharField(max_length=200, blank=True, default="")
     # What the search request said about it (visible categories) and what the pipeline made
-    # of it: why it counts as this place's photo, its scene hash (a 64-bit difference hash,
-    # hex) and, for a damaged near-duplicate, why it ranks below its better copy.
+    # of it: why it counts as this place's photo and, for a damaged near-duplicate, why it
+    # ranks below its better copy.
     categories = models.JSONField(default=list, blank=True)
     relevance = models.CharField(max_length=300, blank=True, default="")
-    dhash = models.CharField(max_length=16, blank=True, default="")
+    # Scene features of the scored rendition (`scoring.scenes`): the same-scene test compares
+    # these, within the POI's batch and against the city's stored photos.
+    scene = models.BinaryField(blank=True, default=b"")
     damage = models.CharField(max_length=200, blank=True, default="")
     score = models.FloatField(null=True, blank=True)
     score_std = models.FloatField(null=True, blank=True)
@@ -296,7 +323,7 @@ class ImageTrainingData(models.Model):
 class RateLimitBucket(models.Model):
     """A token bucket shared by all processes.
 
-    Times are Unix epoch seconds on the DATABASE's clock (`ratelimit.database_time()`), never a
+    Times are Unix epoch seconds on the DATABASE's clock (`dbclock.epoch()`), never a
     worker host's, so hosts with skewed clocks still agree on refills and blocks.
     """
 
@@ -370,6 +397,17 @@ class AdoptedThreshold(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_name}: {self.threshold:.2f}"
+
+    @classmethod
+    def current(cls, model: str | None = None) -> float:
+        """The threshold the next runs use: the latest one adopted for the model (default:
+        IMAGE_RANKING_MODEL), else IMAGE_RANKING_THRESHOLD."""
+        adopted = (
+            cls.objects.filter(model_name=model or settings.IMAGE_RANKING_MODEL)
+            .values_list("threshold", flat=True)
+            .first()
+        )
+        return float(adopted) if adopted is not None else float(settings.IMAGE_RANKING_THRESHOLD)
 
 
 class RankablePoiQuerySet(models.QuerySet):

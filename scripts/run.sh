@@ -3,8 +3,11 @@
 # Environment: RUN_ADDR (where the web server listens, default 127.0.0.1:8000; "PORT",
 # "HOST:PORT" or "[IPv6]:PORT" as for runserver), START_TIMEOUT (seconds to wait for it to
 # listen, default 60), STOP_TIMEOUT (see below).
+# Development mode unless DJANGO_DEBUG says otherwise: DEBUG on, and the secret key the settings
+# make once in var/secret-key, so the web server and the cluster sign with the same key.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export DJANGO_DEBUG="${DJANGO_DEBUG:-1}"
 PY=.venv/bin/python
 ADDR="${RUN_ADDR:-127.0.0.1:8000}"
 START_TIMEOUT="${START_TIMEOUT:-60}"

@@ -42,9 +42,8 @@ def limiter_leases_end_with_their_test():
     yield
     import warnings
 
-    from image_ranking.commons import ratelimit
+    from image_ranking.commons.ratelimit.leases import keeper
 
-    keeper = ratelimit._keeper
     with keeper._lock:
         held = len(keeper._slots) + len(keeper._tickets)
         keeper._slots.clear()

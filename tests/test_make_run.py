@@ -1,4 +1,5 @@
-"""scripts/run.sh (what `make run` starts): a busy port is an error, the URL comes once it listens.
+"""scripts/run.sh (what `make run` starts): a busy port is an error, the URL comes once it listens,
+development mode with one secret key for the web server and the cluster.
 
 The script runs for real, with the project's virtualenv, on a migrated temporary database.
 """
@@ -8,6 +9,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -34,10 +37,10 @@ def environment(tmp_path_factory) -> dict[str, str]:
         DJANGO_SUPERUSER_PASSWORD="not-the-real-one",  # leaves var/staff-password alone
         STOP_TIMEOUT="5",
     )
-    subprocess.run(
+    subprocess.run(  # as `make migrate` does, in development mode
         [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
         cwd=REPO_ROOT,
-        env=env,
+        env={**env, "DJANGO_DEBUG": "1"},
         check=True,
         timeout=120,
     )
@@ -68,6 +71,40 @@ def processes_using(database: str) -> list[int]:
         except OSError:
             pass
     return found
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(entry.decode().split("=", 1) for entry in entries if b"=" in entry)
+
+
+def task_queued_from_another_terminal(environment: dict[str, str]) -> str:
+    """What `manage.py rank_poi_images` does in a second terminal: queue a Django-Q task,
+    signed with the key this development process reads."""
+    code = "from django_q.tasks import async_task; print(async_task('math.floor', 2.5))"
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-v0", "-c", code],
+        cwd=REPO_ROOT,
+        env={**environment, "DJANGO_DEBUG": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def ran_successfully(database: str, task_id: str, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        with sqlite3.connect(database, timeout=10) as db:
+            row = db.execute(
+                "SELECT success FROM django_q_task WHERE id = ?", (task_id,)
+            ).fetchone()
+        if row is not None:
+            return bool(row[0])
+        time.sleep(0.5)
+    return False
 
 
 def test_a_busy_port_is_an_error_before_anything_starts(environment):
@@ -116,7 +153,19 @@ def test_the_url_comes_once_the_server_listens_and_a_signal_stops_both(environme
         assert output.count("Dashboard:") == 1
         assert f"http://127.0.0.1:{port}/image-ranking/" in line
         assert "Staff login: username 'curator', password 'not-the-real-one'" in output
-        assert len(processes_using(environment["SQLITE_PATH"])) >= 2  # web server and cluster
+        started = processes_using(environment["SQLITE_PATH"])
+        servers = [
+            pid for pid in started if b"manage.py" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert len(servers) >= 2  # web server and cluster (and the cluster's workers)
+        # Development mode, with no key in the environment: each reads var/secret-key ...
+        assert all(environ_of(pid).get("DJANGO_DEBUG") == "1" for pid in servers)
+        assert not any("DJANGO_SECRET_KEY" in environ_of(pid) for pid in servers)
+        key_file = REPO_ROOT / "var" / "secret-key"
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        # ... so a task signed by another process of the checkout runs in the cluster.
+        task_id = task_queued_from_another_terminal(environment)
+        assert ran_successfully(environment["SQLITE_PATH"], task_id, within=30)
 
         os.killpg(script.pid, signal.SIGINT)  # what Ctrl-C does
         rest, _ = script.communicate(timeout=30)
@@ -129,3 +178,23 @@ def test_the_url_comes_once_the_server_listens_and_a_signal_stops_both(environme
     assert "Stopped." in rest
     assert not answers(port)
     assert processes_using(environment["SQLITE_PATH"]) == []
+
+
+def make_exports(variable: str, **env: str) -> str:
+    """The value the Makefile gives `variable` in the environment of what it starts."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "MAKE"))}
+    done = subprocess.run(
+        ["make", "-s", f"--eval=show: ; @printenv {variable} || true", "show"],
+        cwd=REPO_ROOT,
+        env={**environment, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_make_starts_everything_in_development_mode_unless_told_otherwise():
+    assert make_exports("DJANGO_DEBUG") == "1"
+    assert make_exports("DJANGO_DEBUG", DJANGO_DEBUG="0") == "0"

@@ -284,7 +284,8 @@ async def _rank_poi_images(
         raise ImportCityError("image_ranking", message, result) from exc
     result["image_ranking"] = outcome
     logger.info(
-        "Image ranking: %s processed, %s updated, %s flagged, %s failed",
+        "Image ranking %s: %s processed, %s updated, %s flagged, %s failed",
+        outcome["status"],
         outcome["processed_count"],
         outcome["updated_count"],
         outcome["flagged_count"],

@@ -7,7 +7,13 @@ the original 11 (see wikimedia.md). All requests go through the shared `api_limi
 
 Redirects are followed by hand and only on the API's own origin (scheme, host and port), so
 the Authorization header never leaves it; each request runs under a wall-clock deadline
-(`transport.Deadline`) that the POI's time budget shortens.
+(`transport.Deadline`) that the POI's time budget shortens. The answer is streamed and
+its decoded size (gzip undone) capped by `WIKIMEDIA_API_MAX_BYTES` before it is parsed, so a
+small gzip answer that decodes to a gigabyte costs the worker no more than the cap.
+
+`Retry-After` is trusted only when it is a finite number of seconds or an HTTP date, and at
+most an hour (`MAX_RETRY_AFTER`); anything else is a fault of that one request (retried with
+the usual backoff, logged), never a wait stored for every worker.
 
 A client is cheap; use one per thread (it keeps a `requests.Session`).
 """
@@ -17,6 +23,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import math
 import re
 import time
 from contextlib import ExitStack
@@ -46,6 +53,10 @@ STANDARD_WIDTHS = (20, 40, 60, 120, 250, 330, 500, 960, 1280, 1920, 3840)
 PHOTO_MIMES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"})
 DEFAULT_MAXLAG_WAIT = 5.0
 MAX_REDIRECTS = 5
+MAX_RETRY_AFTER = 3600.0  # a longer Retry-After is clamped to an hour
+CHUNK = 64 * 1024  # the answer is read (and un-gzipped) this much at a time
+# RFC 9110 delay-seconds (digits; a decimal fraction is tolerated). No sign, no exponent.
+_DELAY_SECONDS = re.compile(r"\d+(?:\.\d+)?")
 # API URLs found to lack GeoData, and warnings already logged, in this process.
 _WITHOUT_GEODATA: set[str] = set()
 _WARNINGS_SEEN: set[str] = set()
@@ -74,7 +85,8 @@ class CommonsCandidate:
 
 class CommonsError(Exception):
     """A search that failed; `reason` is short and stable (stored and shown to curators):
-    rate_limited, maxlag, http_error, bad_response, timeout, api_error, redirect_refused."""
+    rate_limited, maxlag, http_error, bad_response, too_large, timeout, api_error,
+    redirect_refused."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(f"{reason}: {message}")
@@ -138,19 +150,31 @@ def slot_wait_message(limiter: Limiter, waited: float, exc: Exception) -> str:
     return f"waited {waited:.1f} s for a {bucket} slot, then gave up ({exc})"
 
 
+class BadRetryAfter(ValueError):
+    """A Retry-After that is neither a finite number of seconds nor an HTTP date."""
+
+
 def retry_after_seconds(response: requests.Response, default: float) -> float:
-    """Retry-After as seconds (it may be a number or an HTTP date)."""
+    """Retry-After in seconds, at most MAX_RETRY_AFTER; `default` when there is none.
+
+    It may be a number of seconds or an HTTP date (a date already past means now). Raises
+    BadRetryAfter for anything else: inf, nan, -5, garbage, a number too large for a float.
+    Such a value is a fault of the request that carried it: trusted, it would pause every
+    worker for ever ("would wait inf s") until someone edited the bucket by hand.
+    """
     value = response.headers.get("Retry-After", "").strip()
     if not value:
         return default
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return default
+    if _DELAY_SECONDS.fullmatch(value):
+        seconds = float(value)
+    else:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            seconds = math.nan
+    if not math.isfinite(seconds):
+        raise BadRetryAfter(f"an unusable Retry-After {value[:40]!r}")
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 def file_page_title(title: str) -> str:
@@ -182,6 +206,7 @@ class CommonsClient:
         attempts: int = 3,
         backoff: float = 2.0,
         max_wait: float = 120.0,
+        max_answer_bytes: int | None = None,
         session: requests.Session | None = None,
     ) -> None:
         self.api_url = api_url
@@ -190,6 +215,7 @@ class CommonsClient:
         self.attempts = attempts
         self.backoff = backoff
         self.max_wait = max_wait
+        self.max_answer_bytes = max_answer_bytes or int(settings.WIKIMEDIA_API_MAX_BYTES)
         self.session = watch(session or requests.Session())
 
     def params(self, query: str, limit: int) -> dict[str, Any]:
@@ -262,7 +288,7 @@ class CommonsClient:
                     "Commons search %r attempt %d/%d: %s", query, attempt, self.attempts, error
                 )
                 if retry.block:
-                    limiter.block_until(time.time() + retry.delay)
+                    limiter.block_for(retry.delay)
                     if retry.delay > self.max_wait:
                         raise error from None
                 elif attempt < self.attempts:
@@ -280,9 +306,35 @@ class CommonsClient:
             raise CommonsError("timeout", deadline.describe())
         with deadline:
             response = self._follow(params, deadline, backoff)
+            with response:
+                body = self._body(response, deadline, backoff)
         if deadline.passed:
             raise _Retry(CommonsError("timeout", deadline.describe()), backoff)
-        return self._payload(query, response, backoff)
+        return self._payload(query, response, body, backoff)
+
+    def _body(self, response: Any, deadline: Deadline, backoff: float) -> bytes:
+        """The decoded body of a JSON answer (b"" for any other), read CHUNK by CHUNK: over
+        `max_answer_bytes` it is a fault, and no more of it is read or inflated."""
+        if response.status_code != 200 or "json" not in response.headers.get("Content-Type", ""):
+            return b""
+        body = bytearray()
+        try:
+            for chunk in response.iter_content(CHUNK):
+                body += chunk
+                if len(body) > self.max_answer_bytes:
+                    raise CommonsError(
+                        "too_large",
+                        f"the answer decodes to more than {self.max_answer_bytes:,} bytes "
+                        "(WIKIMEDIA_API_MAX_BYTES); not read further",
+                    )
+        except requests.exceptions.ContentDecodingError as exc:
+            raise _Retry(CommonsError("bad_response", f"undecodable body: {exc}"), backoff) from exc
+        except (requests.RequestException, OSError) as exc:
+            if deadline.passed or isinstance(exc, requests.Timeout):
+                raise _Retry(CommonsError("timeout", deadline.describe()), backoff) from exc
+            error = CommonsError("http_error", f"connection ended early: {exc}")
+            raise _Retry(error, backoff) from exc
+        return bytes(body)
 
     def _follow(self, params: dict[str, Any], deadline: Deadline, backoff: float) -> Any:
         """GET the API, following redirects only on its own origin (never sending the token
@@ -297,6 +349,7 @@ class CommonsClient:
                     headers=request_headers(),
                     timeout=socket_timeouts(deadline, self.timeout[0]),
                     allow_redirects=False,
+                    stream=True,  # the body is read by `_body`, against the cap
                 )
             except requests.RequestException as exc:
                 if deadline.passed or isinstance(exc, requests.Timeout):
@@ -305,6 +358,7 @@ class CommonsClient:
                 raise _Retry(error, backoff) from exc
             if response.status_code not in REDIRECT_STATUSES:
                 return response
+            response.close()
             location = response.headers.get("Location")
             if not location:
                 raise CommonsError("http_error", f"HTTP {response.status_code} without Location")
@@ -318,17 +372,13 @@ class CommonsClient:
             url, query = target, None
         raise CommonsError("http_error", f"more than {MAX_REDIRECTS} redirects")
 
-    def _payload(self, query: str, response: Any, backoff: float) -> dict:
+    def _payload(self, query: str, response: Any, body: bytes, backoff: float) -> dict:
         status = response.status_code
-        if status == 429:
-            wait = retry_after_seconds(response, backoff)
+        if status == 429 or (status == 503 and "Retry-After" in response.headers):
+            reason = "rate_limited" if status == 429 else "http_error"
+            wait = _told_wait(response, backoff, reason, f"HTTP {status}", backoff)
             raise _Retry(
-                CommonsError("rate_limited", f"HTTP 429, retry after {wait:.0f} s"), wait, True
-            )
-        if status == 503 and "Retry-After" in response.headers:
-            wait = retry_after_seconds(response, backoff)
-            raise _Retry(
-                CommonsError("http_error", f"HTTP 503, retry after {wait:.0f} s"), wait, True
+                CommonsError(reason, f"HTTP {status}, retry after {wait:.0f} s"), wait, True
             )
         if status >= 500:
             raise _Retry(CommonsError("http_error", f"HTTP {status}"), backoff)
@@ -338,9 +388,9 @@ class CommonsClient:
         if "json" not in content_type:
             raise _Retry(CommonsError("bad_response", f"not JSON but {content_type!r}"), backoff)
         try:
-            payload = response.json()
+            payload = json.loads(body)
         except ValueError:
-            what = "an empty body" if not response.content else "malformed JSON"
+            what = "an empty body" if not body else "malformed JSON"
             raise _Retry(CommonsError("bad_response", what), backoff) from None
         if not isinstance(payload, dict):
             raise _Retry(CommonsError("bad_response", "JSON is not an object"), backoff)
@@ -348,8 +398,9 @@ class CommonsClient:
         if isinstance(api_error, dict):
             code, info = api_error.get("code", "?"), api_error.get("info", "")
             if code == "maxlag":
-                wait = retry_after_seconds(response, DEFAULT_MAXLAG_WAIT)
-                raise _Retry(CommonsError("maxlag", f"replicas lagging: {info}"), wait, True)
+                what = f"replicas lagging: {info}"
+                wait = _told_wait(response, DEFAULT_MAXLAG_WAIT, "maxlag", what, backoff)
+                raise _Retry(CommonsError("maxlag", what), wait, True)
             raise CommonsError("api_error", f"{code}: {info}")
         if payload.get("warnings"):
             self._note_warnings(payload["warnings"])
@@ -396,6 +447,23 @@ class CommonsClient:
             seen.add(candidate.sha1)
             unique.append(candidate)
         return unique[:limit]
+
+
+def _told_wait(response: Any, default: float, reason: str, what: str, backoff: float) -> float:
+    """The wait a 429/503/maxlag answer (`reason`: `what`) asks of every worker; an unusable
+    Retry-After makes it a fault of this request alone (`_Retry` after the usual backoff,
+    nothing blocked)."""
+    try:
+        return retry_after_seconds(response, default)
+    except BadRetryAfter as bad:
+        error = CommonsError(reason, f"{what} with {bad}")
+        logger.warning(
+            "Commons API: %s; a fault of this request (retried after %.1f s), not a wait for "
+            "every worker",
+            error,
+            backoff,
+        )
+        raise _Retry(error, backoff) from None
 
 
 def _candidate(page: Any) -> CommonsCandidate | None:

@@ -8,7 +8,9 @@ wall-clock deadline (`transport.Deadline`), capped by the POI's time budget.
 
 A transient fault (connection reset, body cut short, 5xx, timeout) is retried a few times
 with a short backoff; a permanent one (4xx, not an image, over the cap, off the allow-list)
-is not. `DownloadError.transient` tells the caller which kind it got.
+is not. `DownloadError.transient` tells the caller which kind it got. A 429/503 pauses every
+worker for its Retry-After (at most an hour); an unusable Retry-After (inf, nan, -5, garbage)
+is a transient fault of that download alone, retried with the backoff and never stored.
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ import requests
 from django.conf import settings
 
 from image_ranking.commons import budget
-from image_ranking.commons.client import retry_after_seconds, slot_wait_message, user_agent
+from image_ranking.commons.client import (
+    BadRetryAfter,
+    retry_after_seconds,
+    slot_wait_message,
+    user_agent,
+)
 from image_ranking.commons.ratelimit import RateLimitTimeout, media_limiter
 from image_ranking.commons.transport import (
     REDIRECT_STATUSES,
@@ -118,7 +125,7 @@ def fetch_image_bytes(
 
 def limiter_pause(seconds: float) -> None:
     """Every worker waits as the media server told (the next slot() honours it)."""
-    media_limiter().block_until(time.time() + seconds)
+    media_limiter().block_for(seconds)
 
 
 def _attempt(url: str, *, max_bytes: int, timeout: float, max_wait: float) -> bytes:
@@ -179,7 +186,20 @@ def _answer(
             raise DownloadError("http_error", f"{url}: redirect without Location")
         return location
     if status == 429 or (status == 503 and "Retry-After" in response.headers):
-        raise _RetryAfter(retry_after_seconds(response, 5.0))
+        try:
+            wait = retry_after_seconds(response, 5.0)
+        except BadRetryAfter as bad:
+            logger.warning(
+                "Download %s: HTTP %d with %s; a fault of this download, not a wait for every "
+                "worker",
+                url,
+                status,
+                bad,
+            )
+            raise DownloadError(
+                "http_error", f"{url}: HTTP {status} with {bad}", transient=True
+            ) from None
+        raise _RetryAfter(wait)
     if status >= 500:
         raise DownloadError("http_error", f"{url}: HTTP {status}", transient=True)
     if status != 200:

@@ -45,15 +45,20 @@ def claim_poi(poi: PointOfInterest, run_id: int | None) -> tuple[PoiRanking, str
     except IntegrityError:  # another job created the row at the same moment
         ranking = PoiRanking.objects.get(poi=poi)
     token = f"{run_id or 0}:{uuid.uuid4().hex[:16]}"
-    stale = Q(claimed_at__lt=Now() - claim_timeout())  # the database's clock, not this host's
-    free = Q(claimed_by="") | Q(claimed_at__isnull=True) | stale
     taken = (
         PoiRanking.objects.filter(pk=ranking.pk)
-        .filter(free)
+        .filter(unclaimed())
         .update(claimed_by=token, claimed_at=Now())
     )
     ranking.refresh_from_db()
     return ranking, (token if taken else None)
+
+
+def unclaimed() -> Q:
+    """No job holds the claim: none was taken, or it is stale (its worker died). Compared on
+    the database's clock, not this host's."""
+    stale = Q(claimed_at__lt=Now() - claim_timeout())
+    return Q(claimed_by="") | Q(claimed_at__isnull=True) | stale
 
 
 def release_claim(ranking: PoiRanking, token: str) -> None:
@@ -63,12 +68,13 @@ def release_claim(ranking: PoiRanking, token: str) -> None:
 
 
 @contextmanager
-def holding(poi: PointOfInterest) -> Iterator[PoiRanking]:
-    """Hold the POI's claim for a curator's action; PoiBusy when a job is ranking it."""
-    ranking, token = claim_poi(poi, run_id=None)
+def holding(poi: PointOfInterest, run_id: int | None = None) -> Iterator[tuple[PoiRanking, str]]:
+    """Hold the POI's claim for a curator's action (its ranking row and the token); PoiBusy
+    when a job is ranking it."""
+    ranking, token = claim_poi(poi, run_id=run_id)
     if token is None:
         raise PoiBusy(f"{poi.name} is being ranked right now; try again in a moment")
     try:
-        yield ranking
+        yield ranking, token
     finally:
         release_claim(ranking, token)

@@ -1,13 +1,19 @@
-"""One photo, one place: the same file (sha1) or the same scene (difference hash) never wins
-for two POIs of one city.
+"""One photo, one place: the same file (sha1) or the same scene is never the stored photo of two
+POIs of one city.
 
-When the photo about to win here is already another POI's winner, it stays with the POI it
-names (`relevance`): if that is the other one, or neither or both are named, this POI takes
-its next best candidate; if it names this POI and not the other, this POI takes it and the
-other POI is flagged `shared_photo` so a curator re-ranks it.
+A city's stored photos are the PoiRanking rows whose image came from a Commons file (origin
+pipeline or curator), with that file's sha1, title and scene features, written together with
+the image in one transaction (`outcome.record`). `conflict()` is asked twice: before a winner is
+downloaded, to skip a photo already taken (no lock, may be stale), and again inside the
+transaction that stores it, under the city's row lock, where its answer is final: two workers
+storing the same scene for two POIs of one city are serialized there, and the second sees the
+first.
 
-A curator's "Use this image" follows the same rule for the same file (`holder`): a file that
-is already another POI's current image is refused, whatever it names.
+When the pipeline's winner is another POI's photo, it stays with the POI it names
+(`relevance`): if that is the other one, or neither or both are named, this POI takes its next
+best candidate; if it names this POI and not the other (`keep_here`), this POI takes it and the
+other POI loses it and is flagged `shared_photo` (under its claim, see `outcome`). A curator's
+"Use this image" has no tie-break: another POI's photo is refused.
 """
 
 from __future__ import annotations
@@ -23,78 +29,80 @@ from image_ranking.scoring.sharpness import same_scene
 
 
 @dataclass(frozen=True)
+class Photo:
+    """The Commons file about to become a POI's image."""
+
+    sha1: str
+    scene: bytes
+    title: str
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Conflict:
-    other: PointOfInterest
+    other_id: int  # the POI whose photo it is
+    other_name: str
     other_title: str
-    keep_here: bool  # True: this POI takes it, the other is flagged
+    keep_here: bool  # True: this POI takes it, the other loses it
 
     def reason(self) -> str:
-        return f"already the photo of {self.other.name} (POI {self.other.pk}) as {self.other_title}"
+        return f"already the photo of {self.other_name} (POI {self.other_id}) as {self.other_title}"
 
 
-def _winners_elsewhere(poi: PointOfInterest) -> QuerySet[Candidate]:
-    """The winners of the city's other POIs: the photos they have (or had) from a candidate."""
+def stored_elsewhere(poi: PointOfInterest) -> QuerySet[PoiRanking]:
+    """The stored photos of the city's other POIs (from a Commons file, still their image)."""
     return (
-        Candidate.objects.filter(poi__city_id=poi.city_id, is_winner=True)
-        .exclude(poi_id=poi.pk)
-        .select_related("poi")
-        .only("title", "image_url", "sha1", "dhash", "categories", "poi__name", "poi__city_id")
-    )
-
-
-def same_file(row: Candidate, sha1: str, image_url: str = "") -> bool:
-    """`row` is this very file: the same sha1, or the same Commons URL."""
-    return bool(sha1 and row.sha1 == sha1) or bool(image_url and row.image_url == image_url)
-
-
-def conflict(
-    poi: PointOfInterest, sha1: str, dhash: str, title: str, categories: list[str]
-) -> Conflict | None:
-    """Another POI of the city whose winner is this file or scene, and who keeps it."""
-    rows = _winners_elsewhere(poi)
-    if not dhash:
-        rows = rows.filter(sha1=sha1)
-    for row in rows.iterator():
-        same = same_file(row, sha1) or (
-            dhash and row.dhash and same_scene(int(dhash, 16), int(row.dhash, 16))
+        PoiRanking.objects.filter(
+            poi__city_id=poi.city_id, image_origin__in=PoiRanking.STORED_FROM_CANDIDATE
         )
-        if not same:
-            continue
-        here = relevance.Place.of(poi.name, poi.city.name)
-        there = relevance.Place.of(row.poi.name, poi.city.name)
-        names_here = _names(here, title, categories, there)
-        names_there = _names(there, row.title, row.categories, here)
-        return Conflict(row.poi, row.title, keep_here=names_here and not names_there)
-    return None
-
-
-def holder(poi: PointOfInterest, sha1: str, image_url: str) -> Conflict | None:
-    """Another POI of the city whose current image is this very file (same sha1 or URL),
-    stored from its winner by the pipeline or a curator: a curator's "Use this image" is
-    refused then (`keep_here` is False; there is no relevance tie-break for a click)."""
-    match = Q(image_url=image_url) if image_url else Q(pk__in=[])
-    if sha1:
-        match |= Q(sha1=sha1)
-    rows = (
-        _winners_elsewhere(poi)
-        .filter(match, poi__ranking__image_origin__in=PoiRanking.STORED_FROM_CANDIDATE)
+        .exclude(poi_id=poi.pk)
         .exclude(Q(poi__image_file="") | Q(poi__image_file__isnull=True))
     )
-    for row in rows.order_by("poi_id"):
-        if same_file(row, sha1, image_url):
-            return Conflict(row.poi, row.title, keep_here=False)
+
+
+def conflict(poi: PointOfInterest, photo: Photo, *, tie_break: bool = True) -> Conflict | None:
+    """Another POI of the city whose stored photo is this file or scene; `keep_here` says
+    whether this POI takes it anyway (only with `tie_break`, see the module docstring)."""
+    rows = stored_elsewhere(poi).values_list(
+        "poi_id", "poi__name", "image_title", "image_sha1", "image_scene"
+    )
+    for other_id, other_name, title, sha1, scene in rows.order_by("poi_id").iterator():
+        same = bool(photo.sha1) and sha1 == photo.sha1
+        if not same and not (photo.scene and scene and same_photo_scene(photo.scene, scene)):
+            continue
+        keep_here = tie_break and _names_only_here(poi, photo, other_id, other_name, title, sha1)
+        return Conflict(other_id, other_name, title, keep_here)
     return None
 
 
-# The words `Conflict.reason` (and the pipeline's note on the POI that lost its photo to the
-# POI it names) leave in `Candidate.ineligible_reason`.
+def same_photo_scene(a: bytes, b: bytes) -> bool:
+    """The one same-scene test on stored features (`Candidate.scene`)."""
+    return same_scene(int.from_bytes(bytes(a), "big"), int.from_bytes(bytes(b), "big"))
+
+
+def _names_only_here(
+    poi: PointOfInterest, photo: Photo, other_id: int, other_name: str, title: str, sha1: str
+) -> bool:
+    """The photo names this POI and the other POI's copy does not name the other."""
+    city = poi.city.name
+    here, there = relevance.Place.of(poi.name, city), relevance.Place.of(other_name, city)
+    if not _names(here, photo.title, photo.categories, there):
+        return False
+    theirs = Candidate.objects.filter(poi_id=other_id, sha1=sha1).values_list(
+        "categories", flat=True
+    )
+    return not _names(there, title, tuple(theirs.first() or ()), here)
+
+
+def _names(place: relevance.Place, title: str, categories, rival: relevance.Place) -> bool:
+    return relevance.assess(place, title, list(categories), [rival]).tier == relevance.NAMES_THIS
+
+
+# The words `Conflict.reason` (and the note on the POI that lost its photo to the POI it
+# names) leave in `Candidate.ineligible_reason`.
 _TAKEN_REASONS = ("already the photo of ", "the photo of ")
 
 
 def is_taken_reason(ineligible_reason: str) -> bool:
     """The pipeline made a candidate ineligible because it is another POI's photo."""
     return ineligible_reason.startswith(_TAKEN_REASONS)
-
-
-def _names(place: relevance.Place, title: str, categories: list[str], rival) -> bool:
-    return relevance.assess(place, title, categories, [rival]).tier == relevance.NAMES_THIS

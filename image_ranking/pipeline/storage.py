@@ -3,9 +3,10 @@
 Order (design decision 5): download -> decode (`open_image`, first frame) -> EXIF orientation
 applied -> resized to fit 800x600 (shrink only, like ImageMagick's `-resize "800x600>"` in the
 original `resize_images.sh`) -> encoded -> written under a free name (`poi_image_path()`'s
-layout, or a suffix with the POI's id) -> the row switched to it -> the old file deleted if
-no row references it (`files`). A failure at any point leaves the POI with its old image; a
-worker killed mid-way leaves at most an unreferenced file, which the retry removes.
+layout, or a suffix with the POI's id) -> the row switched to it together with its origin and
+winner, in one transaction (`outcome.record`) -> the old file deleted if no row references it
+(`files`). A failure at any point leaves the POI with its old image; a worker killed mid-way
+leaves at most an unreferenced file, which the retry removes.
 
 Output formats keep the family of `resize_images.sh` (which wrote each file back in its own
 format): JPEG stays JPEG, PNG stays PNG (transparency kept), GIF stays GIF as a still image
@@ -22,12 +23,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import transaction
-from django.utils import timezone
 from PIL import Image
 
 from cities.models import PointOfInterest
-from image_ranking.models import Candidate, ImageTrainingData, PoiRanking
+from image_ranking.commons.downloads import fetch_image_bytes
+from image_ranking.commons.renditions import rendition_or_original
 from image_ranking.pipeline import files
 from image_ranking.scoring.imaging import ImageRejected, open_image, to_rgb
 
@@ -89,7 +89,8 @@ def upright(image: Image.Image, data: bytes) -> Image.Image:
 
 def prepare_image(data: bytes) -> PreparedImage:
     """Decode, orient, shrink and encode; raises ImageRejected/StorageError, touches nothing."""
-    frame = open_image(data, max_pixels=max_pixels(), at_most=max(MAX_SIZE))
+    # The winner may be an original: bounded by IMAGE_MAX_PIXELS only, as before.
+    frame = open_image(data, max_pixels=max_pixels(), at_most=max(MAX_SIZE), refuse_oversized=False)
     source_format = (_header(data).format or "").upper()
     frame = upright(frame, data)
     has_alpha = frame.mode in {"RGBA", "LA", "PA"} or (
@@ -115,90 +116,40 @@ def prepare_image(data: bytes) -> PreparedImage:
     return PreparedImage(buffer.getvalue(), extension, frame.width, frame.height)
 
 
-def store_image_bytes(poi: PointOfInterest, data: bytes) -> str:
-    """Prepare `data` fully, then swap it in as the POI's image; returns the stored name."""
+def fetch_prepared(url: str) -> PreparedImage:
+    """Download (allow-listed origins, size cap) and prepare; touches nothing.
+
+    Raises DownloadError, StorageError."""
+    data = fetch_image_bytes(url, max_bytes=max_download_bytes())
+    return prepare_bytes(data)
+
+
+def prepare_bytes(data: bytes) -> PreparedImage:
     try:
-        prepared = prepare_image(data)
+        return prepare_image(data)
     except ImageRejected as exc:
         raise StorageError(f"image rejected: {exc}") from exc
-    return _swap_in(poi, prepared)
-
-
-def store_image_from_url(poi: PointOfInterest, url: str) -> None:
-    """Download (allow-listed origins, size cap) and store as the POI's image."""
-    from image_ranking.commons.downloads import fetch_image_bytes
-
-    data = fetch_image_bytes(url, max_bytes=max_download_bytes())
-    name = store_image_bytes(poi, data)
-    logger.info("Stored %s for POI %s from %s", name, poi.pk, url)
 
 
 def winner_url(candidate: Any) -> str:
     """The URL to download a winner from: a standard rendition (robot policy), or the
     original when IMAGE_RANKING_WINNER_WIDTH=0 or the original is not wider than it."""
-    from image_ranking.commons.renditions import rendition_or_original
-
     width = int(settings.IMAGE_RANKING_WINNER_WIDTH)
     return rendition_or_original(candidate, width, original_if_unrenderable=True)
 
 
-def store_candidate_as_image(candidate: Candidate, *, user: Any = None) -> None:
-    """A curator's "use this image": store it, mark it the winner, update the ranking row.
-
-    Holds the POI's claim meanwhile, so a ranking job cannot overwrite the choice a moment
-    later; raises StorageError when a job is ranking the POI right now.
-    """
-    from image_ranking.pipeline import flags
-    from image_ranking.pipeline.claims import PoiBusy, holding
-
-    poi = PointOfInterest.objects.select_related("city").get(pk=candidate.poi_id)
-    try:
-        with holding(poi) as ranking:
-            store_image_from_url(poi, winner_url(candidate))
-            with transaction.atomic():
-                Candidate.objects.filter(poi=poi).exclude(pk=candidate.pk).update(is_winner=False)
-                Candidate.objects.filter(pk=candidate.pk).update(is_winner=True)
-                who = getattr(user, "get_username", lambda: "")() if user is not None else ""
-                PoiRanking.objects.filter(pk=ranking.pk).update(
-                    status=PoiRanking.Status.UPDATED,
-                    best_score=ranking.best_score
-                    if ranking.best_score is not None
-                    else candidate.score,
-                    reason=f"Chosen by {who or 'a curator'}: {candidate.title}"[:500],
-                    image_origin=PoiRanking.Origin.CURATOR,
-                    ranked_at=timezone.now(),
-                )
-            flags.resolve_flag(poi, ranking)
-    except PoiBusy as exc:
-        raise StorageError(str(exc)) from exc
-
-
-def _swap_in(poi: PointOfInterest, prepared: PreparedImage) -> str:
-    """Write the new file under a free name, switch the row to it, then delete the old file
-    if nothing references it (the safe order of `files`); the caller holds the POI's claim."""
+def write_file(poi: PointOfInterest, prepared: PreparedImage) -> str:
+    """Write the prepared image under a name no row references (`files.free_name`); the POI
+    is switched to it later, in the transaction of its outcome. The caller holds its claim."""
     storage = poi.image_file.storage
-    old_name = poi.image_file.name or ""
-    old_url = poi.image_file.url if old_name else None
     try:
-        written = storage.save(
+        return storage.save(
             files.free_name(poi, prepared.extension, storage), ContentFile(prepared.content)
         )
     except OSError as exc:  # disk full, permissions: the old image stays as it was
         raise StorageError(f"could not write the image file: {exc}") from exc
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            PointOfInterest.objects.filter(pk=poi.pk).update(image_file=written, updated_at=now)
-    except Exception:
-        storage.delete(written)  # no row ever pointed at it
-        raise
-    poi.image_file.name, poi.updated_at = written, now
-    if old_name and old_name != written:
-        files.delete_if_unreferenced(storage, old_name)
-    if old_url:
-        # Labels of the replaced file described an image that no longer exists; the new file
-        # may live at the same URL, so they would otherwise be read as labels of the new one.
-        dropped, _ = ImageTrainingData.objects.filter(poi=poi, image_url=old_url).delete()
-        if dropped:
-            logger.info("Dropped %d label(s) of the replaced image of POI %s", dropped, poi.pk)
-    return written
+
+
+def discard_file(name: str) -> None:
+    """Remove a written file no row took (its outcome was refused or failed)."""
+    files.delete_if_unreferenced(PointOfInterest._meta.get_field("image_file").storage, name)

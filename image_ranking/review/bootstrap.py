@@ -78,14 +78,29 @@ def _good_file_sha1s() -> set[str]:
     )
 
 
-@transaction.atomic
 def bootstrap(city_id: int | None = None) -> BootstrapResult:
     """Create bootstrap labels for the curated POIs (of the city); see the module docstring.
 
     Ineligible candidates (too far away) and ones that failed to score are left out: they say
-    nothing about how an image looks.
+    nothing about how an image looks. The curated files are read and hashed first, outside
+    the transaction that writes the labels, so workers never wait on a database lock while
+    files are read.
     """
     pois = list(bootstrap_pois(city_id).select_related("ranking"))
+    ids = [poi.pk for poi in pois]
+    by_poi: dict[int, list[Candidate]] = defaultdict(list)
+    for cand in Candidate.objects.filter(poi_id__in=ids).order_by("poi_id", "search_rank"):
+        by_poi[cand.poi_id].append(cand)
+    file_sha1s = {
+        poi.pk: file_sha1(poi) for poi in pois if _origin(poi) == Origin.EXISTING and by_poi[poi.pk]
+    }
+    with transaction.atomic():
+        return _bootstrap(pois, by_poi, file_sha1s)
+
+
+def _bootstrap(
+    pois: list[RankablePoi], by_poi: dict[int, list[Candidate]], file_sha1s: dict[int, str]
+) -> BootstrapResult:
     ids = [poi.pk for poi in pois]
     existing = set(
         ImageTrainingData.objects.filter(poi_id__in=ids).values_list("poi_id", "image_url")
@@ -95,14 +110,10 @@ def bootstrap(city_id: int | None = None) -> BootstrapResult:
             poi_id__in=ids, label=Label.GOOD, source=Source.CURATOR
         ).values_list("poi_id", "image_url")
     )
-    by_poi: dict[int, list[Candidate]] = defaultdict(list)
-    for cand in Candidate.objects.filter(poi_id__in=ids).order_by("poi_id", "search_rank"):
-        by_poi[cand.poi_id].append(cand)
-
     current: dict[int, list[Candidate]] = {}
     for poi in pois:
         origin = _origin(poi)
-        sha1 = file_sha1(poi) if origin == Origin.EXISTING and by_poi[poi.pk] else ""
+        sha1 = file_sha1s.get(poi.pk, "")
         current[poi.pk] = [
             c
             for c in by_poi[poi.pk]

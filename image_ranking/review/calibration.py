@@ -47,12 +47,7 @@ def _labels_of(model: str):
 
 def current_threshold(model: str | None = None) -> float:
     """The threshold the next runs use: the latest adopted one for the model, else the setting."""
-    adopted = (
-        AdoptedThreshold.objects.filter(model_name=model or model_name())
-        .values_list("threshold", flat=True)
-        .first()
-    )
-    return float(adopted) if adopted is not None else float(settings.IMAGE_RANKING_THRESHOLD)
+    return AdoptedThreshold.current(model or model_name())
 
 
 @dataclass

@@ -336,8 +336,9 @@ class Card:
 
     @property
     def watched_rerank(self) -> int | None:
-        """The one-POI run re-ranking this POI: the card follows it by itself."""
-        return self.live_run_id if self.live_outcome and self.live_run_kind == "poi" else None
+        """The one-POI run re-ranking this POI (or storing a curator's choice that had to wait
+        for Commons): the card follows it by itself."""
+        return self.live_run_id if self.live_outcome and self.live_run_kind != "batch" else None
 
     def tile_for(self, image_url: str) -> Tile | None:
         tiles = [self.current, *self.candidates] if self.current else self.candidates

@@ -432,6 +432,8 @@ def _export_row(row, candidate, image_url, is_current, current_url, origin, abso
 
 
 def csv_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """The rows as CSV for a spreadsheet: every text cell that it would run as a formula is
+    escaped (`_cell`). Only here: `jsonl_lines` keeps the data exact for programs."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
     writer.writeheader()
@@ -443,15 +445,22 @@ def csv_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     yield buffer.getvalue()
 
 
+# What a spreadsheet may read as the start of a formula (OWASP "CSV injection"): a POI name,
+# a city or a Commons file name is text from elsewhere, and "=HYPERLINK(...)" would run.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> Any:
     """Empty for None; text that a spreadsheet would run as a formula gets a leading quote."""
     if value is None:
         return ""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
 
 
 def jsonl_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """One JSON object per row, the data exactly as stored: a training pipeline reads the
+    titles and URLs, and a spreadsheet's escape would change them."""
     for row in rows:
         yield json.dumps(row, ensure_ascii=False) + "\n"

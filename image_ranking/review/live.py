@@ -61,7 +61,7 @@ def live_items(poi_ids: list[int]) -> dict[int, LiveItem]:
 
 
 def _rank(item: LiveItem) -> tuple[bool, bool]:
-    return item.run_kind == RankingRun.Kind.POI, item.outcome == Outcome.RUNNING
+    return item.run_kind != RankingRun.Kind.BATCH, item.outcome == Outcome.RUNNING
 
 
 def attach(cards: list, items: dict[int, LiveItem]) -> None:

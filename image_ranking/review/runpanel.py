@@ -12,10 +12,9 @@ from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db.models import Count, DateTimeField, Max, Subquery
+from django.db.models import Max, Min, Subquery
 from django.http import HttpRequest
 from django.template.loader import render_to_string
-from django.utils import timezone
 
 from image_ranking import dbclock
 from image_ranking.models import RankingRun, RankingRunItem, RunTally
@@ -59,14 +58,13 @@ MIN_STALL = timedelta(seconds=60)
 
 @dataclass(frozen=True)
 class Held:
-    """Tasks of the run a cluster took from the ORM broker and has not finished: each is
-    locked until its hand-out plus `Q_CLUSTER["retry"]` seconds. A busy cluster finishes
-    them; a dead one never does, and they are handed out again only once that lock passes.
-    Only then (`stalled_seconds`: nothing of the run finished for longer than a POI takes) is
-    it worth saying."""
+    """POIs of the run being ranked right now (its running items) while nothing of the run
+    has finished for longer than a POI takes (`stalled_seconds`): only then is it worth
+    saying. A worker that died is noticed by the sweep once its item outlives the task
+    timeout. All from the run's own rows: nothing is read of Django-Q's broker."""
 
-    count: int  # never more than the run's open items
-    wait_seconds: int  # until the last lock passes
+    count: int  # running items
+    wait_seconds: int  # until the sweep may call the oldest of them lost
     stalled_seconds: int | None = None  # set when the run looks stalled
 
     @property
@@ -76,8 +74,8 @@ class Held:
         stalled = max(1, round(self.stalled_seconds / 60))
         return (
             f"No POI of this run finished for {stalled} min; {self.count} "
-            f"task{'s are' if self.count != 1 else ' is'} held by a worker. If it died, "
-            f"{'they are' if self.count != 1 else 'it is'} handed out again in "
+            f"{'are' if self.count != 1 else 'is'} being ranked. If a worker died, "
+            f"{'they end' if self.count != 1 else 'it ends'} as failed within "
             f"{max(1, round(self.wait_seconds / 60))} min."
         )
 
@@ -85,35 +83,29 @@ class Held:
 def held_tasks(
     run: RankingRun, tally: RunTally, progress: live.Progress, now: datetime | None = None
 ) -> Held:
-    """The run's tasks a cluster holds (lock in the future), at most its open items, and
-    whether the run looks stalled: no item of it finished (or, before the first, the run
-    started) for longer than the expected time per POI. One query (none when nothing is
-    open): the broker's rows do not say their run, its items' last finish comes along."""
-    from django_q.models import OrmQ
-
-    open_items = tally.total - tally.processed
-    if open_items <= 0:
+    """The run's running items, and whether the run looks stalled: no item of it finished
+    (or, before the first, the run started) for longer than the expected time per POI. One
+    query (none when nothing runs)."""
+    if tally.running <= 0:
         return Held(0, 0)
-    now = now or timezone.now()
+    items = RankingRunItem.objects.filter(run_id=run.pk)
+    # Index walks, never a scan of a 100,000-item run: the last finish, the oldest start.
     last_finished = (
-        RankingRunItem.objects.filter(run_id=run.pk, finished_at__isnull=False)
-        .order_by("-finished_at")
-        .values("finished_at")[:1]
+        items.exclude(finished_at=None).order_by("-finished_at").values("finished_at")[:1]
     )
-    row = OrmQ.objects.filter(key=settings.Q_CLUSTER["name"], lock__gt=now).aggregate(
-        count=Count("pk"),
-        last=Max("lock"),
-        finished=Max(Subquery(last_finished, output_field=DateTimeField())),
+    row = items.filter(outcome=RankingRunItem.Outcome.RUNNING).aggregate(
+        oldest=Min("started_at"), finished=Max(Subquery(last_finished))
     )
-    count = min(row["count"], open_items)
-    if not count:
-        return Held(0, 0)
-    wait = int((row["last"] - now).total_seconds())
-    since = row["finished"] or run.started_at or run.created_at
+    from image_ranking.runs.sweep import GRACE, task_timeout
+
     # item and run times are the database's clock: so is the estimate (no query)
-    age = (dbclock.estimate() - since).total_seconds() if since else 0.0
+    now = now or dbclock.estimate()
+    lost_at = (row["oldest"] or now) + task_timeout() + GRACE
+    since = row["finished"] or run.started_at or run.created_at
+    age = (now - since).total_seconds() if since else 0.0
     expected = max(progress.per_poi_seconds or 0.0, MIN_STALL.total_seconds())
-    return Held(count, wait, int(age) if age > expected else None)
+    wait = max(0, int((lost_at - now).total_seconds()))
+    return Held(tally.running, wait, int(age) if age > expected else None)
 
 
 def finishing(run: RankingRun, tally: RunTally) -> bool:
@@ -168,8 +160,8 @@ def panel(
     broker: bool = False,
 ) -> Panel:
     """The panel of `run`, polling with the page's POIs and the states shown to them. With
-    `broker` (the panel's own answers: start and poll, not the page) it also reads the tasks
-    a cluster holds (`held_tasks`), so the page costs no query more. The poll URL carries the
+    `broker` (the panel's own answers: start and poll, not the page) it also says whether the
+    run looks stalled (`held_tasks`), so the page costs no query more. The poll URL carries the
     processed count it shows (`done`), so the next poll knows when the header counts changed."""
     if run is None:
         return Panel(None, None, None, return_to=return_to)

@@ -205,39 +205,65 @@ def _undo_message(change: labels.LabelChange) -> str:
 # --- Images and ranking ---------------------------------------------------------------------
 
 
+# How long "Use this image" may wait in the web request for a media download slot; longer
+# (Commons asked every worker to wait, the slots are busy) and a background task does it.
+USE_NOW_MAX_WAIT = 2.0
+
+
 @staff_member_required
 @require_POST
 def use_candidate(request: HttpRequest, candidate_id: int) -> HttpResponse:
     """Store this candidate as the POI's image (the pipeline's storage path) and label it good.
 
-    Refused (409, nothing changed, nothing downloaded) when the file is already the current
-    image of another POI of the city: one photo, one place (`shared_photos.holder`).
+    Refused (409, nothing changed, nothing downloaded) when the file or scene is already the
+    current image of another POI of the city: one photo, one place. The check and the store
+    happen under the POI's claim (`pipeline.choice`). When the download would have to wait
+    for Commons, the curator gets an answer at once and a background task stores it (a
+    one-POI run the card follows, like a re-rank).
 
     The good label is pushed as an undo step, so `u` right after takes back this action's
     label, not an older action on some other image a curator no longer has in mind; the undo
     message says the image stays, since the file it replaced cannot come back."""
     from image_ranking.commons.downloads import DownloadError
-    from image_ranking.pipeline import shared_photos
-    from image_ranking.pipeline.storage import StorageError, store_candidate_as_image
+    from image_ranking.pipeline import choice
+    from image_ranking.pipeline.storage import StorageError
+    from image_ranking.runs.service import RunAlreadyActive, start_use
 
     candidate = get_object_or_404(Candidate.objects.select_related("poi"), pk=candidate_id)
-    taken = shared_photos.holder(candidate.poi, candidate.sha1, candidate.image_url)
+    taken = choice.taken_by(candidate)
     if taken is not None:
-        return error(
-            request,
-            f"Not used: “{candidate.title}” is {taken.reason()}. "
-            "One photo, one place: choose another image for this POI.",
-        )
+        return _not_used(request, candidate, taken)
+    message = f"Now using “{candidate.title}”."
     try:
-        store_candidate_as_image(candidate, user=request.user)
-    except (DownloadError, StorageError) as exc:
-        logger.warning("Use image %s for POI %s failed: %s", candidate.pk, candidate.poi_id, exc)
-        return answer_card(
-            request, candidate.poi_id, f"Could not use this image: {exc}", level="error"
-        )
+        choice.use_candidate(candidate, user=request.user, max_wait=USE_NOW_MAX_WAIT)
+    except choice.NotUsed as exc:
+        return _not_used(request, candidate, exc.conflict)
+    except DownloadError as exc:
+        if exc.reason != "rate_limited":
+            return _could_not_use(request, candidate, exc)
+        try:
+            start_use(candidate, user=request.user)
+        except RunAlreadyActive as busy:
+            return error(request, f"A re-rank of this POI is already going (run {busy.run.pk}).")
+        message = f"Commons asks us to wait: “{candidate.title}” will be stored in a moment."
+    except StorageError as exc:
+        return _could_not_use(request, candidate, exc)
     # Choosing an image is an explicit "good" from the curator.
     labels.push_undo(request.session, labels.label_chosen_candidate(candidate, user=request.user))
-    return answer_card(request, candidate.poi_id, f"Now using “{candidate.title}”.")
+    return answer_card(request, candidate.poi_id, message)
+
+
+def _not_used(request: HttpRequest, candidate: Candidate, taken) -> HttpResponse:
+    return error(
+        request,
+        f"Not used: “{candidate.title}” is {taken.reason()}. "
+        "One photo, one place: choose another image for this POI.",
+    )
+
+
+def _could_not_use(request: HttpRequest, candidate: Candidate, exc: Exception) -> HttpResponse:
+    logger.warning("Use image %s for POI %s failed: %s", candidate.pk, candidate.poi_id, exc)
+    return answer_card(request, candidate.poi_id, f"Could not use this image: {exc}", level="error")
 
 
 @staff_member_required

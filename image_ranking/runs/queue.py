@@ -1,48 +1,54 @@
-"""What Django-Q knows about a run's tasks: still in the broker, or ended with a result.
+"""What the run layer asks of Django-Q's ORM broker, by row id and task id only.
 
-The ORM broker keeps a task's row (signed, pickled) until the task is acknowledged, which
-happens after its result is saved; so a task that is in neither place is gone for good.
+Each run item keeps its task's id (`task_id`, the key of Django-Q's saved results) and its
+broker row's id (`broker_id`, the OrmQ primary key, which the ORM broker returns on enqueue):
+"is it still queued" and "remove it" are primary-key look-ups, and nothing here decodes the
+broker's signed, pickled payloads, so their cost never grows with the length of the queue.
+
+The ORM broker keeps a task's row until the task is acknowledged, which happens after its
+result is saved; so a task that is in neither place is gone for good.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import Any
 
+from django.db.models import QuerySet
+from django_q.brokers.orm import ORM
+from django_q.conf import Conf
 from django_q.models import OrmQ, Task
+from django_q.tasks import async_task
 
 
-@dataclass(frozen=True)
-class TaskResult:
-    success: bool
-    result: str
-    attempts: int
+class _RowIdBroker(ORM):
+    """The ORM broker, remembering the row id of the last task it enqueued."""
+
+    row_id: int | None = None
+
+    def enqueue(self, task: Any) -> Any:
+        self.row_id = super().enqueue(task)
+        return self.row_id
 
 
-def queued_task_ids(group: str) -> set[str]:
-    """Ids of the group's tasks still in the broker (waiting, or handed to a worker)."""
-    return {row.task.get("id", "") for row in _rows() if row.task.get("group") == group}
+def enqueue(func: str, *args: Any, **kwargs: Any) -> tuple[str, int | None]:
+    """`async_task(func, *args, **kwargs)`; returns the task id and its broker row id."""
+    broker = _RowIdBroker(list_key=Conf.CLUSTER_NAME)
+    task_id = async_task(func, *args, broker=broker, **kwargs)
+    return task_id, broker.row_id
 
 
-def delete_queued_tasks(group: str) -> int:
-    """Remove the group's tasks that no worker has taken yet; returns how many."""
-    from django.utils import timezone
-
-    rows = [row.pk for row in _rows(lock__lte=timezone.now()) if row.task.get("group") == group]
-    deleted, _ = OrmQ.objects.filter(pk__in=rows).delete()
+def delete_queued(broker_ids: QuerySet | list[int]) -> int:
+    """Remove these tasks from the broker (a worker already running one finishes it, and its
+    acknowledgement then finds nothing to delete); returns how many rows went."""
+    deleted, _ = OrmQ.objects.filter(pk__in=broker_ids).delete()
     return deleted
 
 
-def task_results(task_ids: Iterable[str]) -> dict[str, TaskResult]:
-    """Saved results of the given tasks (Django-Q saves failures, timeouts included)."""
-    rows = Task.objects.filter(id__in=list(task_ids)).values_list(
-        "id", "success", "result", "attempt_count"
-    )
-    return {
-        tid: TaskResult(bool(success), str(result or ""), int(attempts or 0))
-        for tid, success, result, attempts in rows
-    }
+def queued_rows() -> QuerySet[OrmQ]:
+    """The broker's rows, for `Exists` look-ups by primary key."""
+    return OrmQ.objects.all()
 
 
-def _rows(**filters) -> Iterable[OrmQ]:
-    return OrmQ.objects.filter(**filters).only("pk", "payload").iterator(chunk_size=500)
+def results() -> QuerySet[Task]:
+    """Django-Q's saved task results (it saves failures and timeouts too), by task id."""
+    return Task.objects.all()

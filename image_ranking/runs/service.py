@@ -17,17 +17,21 @@ from django.db.models.functions import Now
 
 from cities.models import City, PointOfInterest
 from image_ranking.models import (
-    OPEN_OUTCOMES,
+    Candidate,
     RankablePoi,
     RankingRun,
     RankingRunItem,
     Scope,
 )
+from image_ranking.runs import queue
+from image_ranking.runs.items import end_run, mark_started, task_group
+from image_ranking.runs.sweep import sweep_run
 
 logger = logging.getLogger(__name__)
 
 ENQUEUE_BATCH = 50
 TASK_PATH = "image_ranking.runs.tasks.rank_poi_task"
+USE_TASK_PATH = "image_ranking.runs.tasks.use_candidate_task"
 ProgressCallback = Callable[[int, int], None]
 Outcome = RankingRunItem.Outcome
 
@@ -90,8 +94,6 @@ def start_run(
     by a unique key, after the sweep has ended any run that can no longer finish).
     `progress(done, total)` is called after each POI ranked (sync) or each batch of 50 tasks
     enqueued (queued)."""
-    from image_ranking.runs.sweep import sweep_run
-
     id_list = None if poi_ids is None else list(poi_ids)
     ids = list(
         select_pois(scope, city=city, poi_ids=id_list, limit=limit).values_list("pk", flat=True)
@@ -169,32 +171,61 @@ def _enqueue(
     progress: ProgressCallback | None = None,
 ) -> None:
     """One task per POI, handed to the broker in batches of 50, each item learning its task
-    id in the same transaction (the sweep looks tasks up by it); `progress(enqueued, total)`
-    after each batch."""
-    from django_q.tasks import async_task
-
+    id and broker row in the same transaction (the sweep looks them up by these);
+    `progress(enqueued, total)` after each batch."""
     items = dict(RankingRunItem.objects.filter(run=run).values_list("poi_id", "pk"))
     for start in range(0, len(ids), ENQUEUE_BATCH):
         batch = ids[start : start + ENQUEUE_BATCH]
         with transaction.atomic():  # one commit per batch: short write locks, fast inserts
             rows = []
             for poi_id in batch:
-                task_id = async_task(
+                task_id, broker_id = queue.enqueue(
                     TASK_PATH,
                     poi_id,
                     **options,
                     group=task_group(run.pk),
                     task_name=f"rank-poi-{poi_id}-run-{run.pk}",
                 )
-                rows.append(RankingRunItem(pk=items[poi_id], task_id=task_id))
-            RankingRunItem.objects.bulk_update(rows, ["task_id"])
+                rows.append(RankingRunItem(pk=items[poi_id], task_id=task_id, broker_id=broker_id))
+            RankingRunItem.objects.bulk_update(rows, ["task_id", "broker_id"])
         logger.info("Run %s: enqueued %d/%d", run.pk, start + len(batch), len(ids))
         if progress is not None:
             progress(start + len(batch), len(ids))
 
 
-def task_group(run_id: int) -> str:
-    return f"ranking-run-{run_id}"
+def start_use(candidate: Candidate, *, user: Any = None) -> RankingRun:
+    """A curator's "Use this image" whose download must wait for Commons: a one-POI run
+    (`Kind.USE`) whose task stores the candidate, followed by the POI's card like a re-rank.
+    Raises RunAlreadyActive while a run of that POI is going."""
+    key = active_key(Scope.ALL, None, [candidate.poi_id])
+    for holder in RankingRun.objects.filter(active_key=key):
+        sweep_run(holder, force=True)
+    try:
+        with transaction.atomic():
+            run = RankingRun.objects.create(
+                kind=RankingRun.Kind.USE,
+                scope=Scope.ALL,
+                candidate=candidate,
+                active_key=key,
+                created_by=user if getattr(user, "is_authenticated", False) else None,
+            )
+            RankingRun.objects.filter(pk=run.pk).update(created_at=Now())
+            item = RankingRunItem.objects.create(run=run, poi_id=candidate.poi_id)
+            task_id, broker_id = queue.enqueue(
+                USE_TASK_PATH,
+                candidate.pk,
+                run_id=run.pk,
+                group=task_group(run.pk),
+                task_name=f"use-candidate-{candidate.pk}-run-{run.pk}",
+            )
+            RankingRunItem.objects.filter(pk=item.pk).update(task_id=task_id, broker_id=broker_id)
+    except IntegrityError:
+        holder = RankingRun.objects.filter(active_key=key).first()
+        if holder is None:
+            return start_use(candidate, user=user)
+        raise RunAlreadyActive(holder) from None
+    run.refresh_from_db()
+    return run
 
 
 def _city_object(city: City | str | int | None) -> City | None:
@@ -205,91 +236,46 @@ def _city_object(city: City | str | int | None) -> City | None:
     return City.objects.filter(name__iexact=str(city)).first()
 
 
-# --- The life of a run and its items ---------------------------------------------------------
-# Every timestamp is the DATABASE's clock (`Now()` in the statement), never this host's: the
-# sweep, on any host, compares them with the database's clock (see image_ranking.dbclock).
-
-
-def mark_started(run_id: int) -> None:
-    """The first task to start moves the run from queued to running."""
-    RankingRun.objects.filter(pk=run_id, status=RankingRun.Status.QUEUED).update(
-        status=RankingRun.Status.RUNNING, started_at=Now()
-    )
-
-
-def start_item(run_id: int, poi_id: int) -> bool:
-    """Mark the POI's item running; False when it has already ended (cancelled, or recorded
-    by an earlier delivery of the same task) and the work is not to be done again."""
-    mark_started(run_id)
-    item, _ = RankingRunItem.objects.get_or_create(run_id=run_id, poi_id=poi_id)
-    # A failed item is worth another delivery (the sweep may have called a slow task lost);
-    # any other ended item is done.
-    if item.is_final and item.outcome != Outcome.FAILED:
-        return False
-    RankingRunItem.objects.filter(pk=item.pk).update(
-        outcome=Outcome.RUNNING, started_at=Now(), finished_at=None
-    )
-    return True
-
-
-def record_item(run_id: int, poi_id: int, outcome: str, reason: str = "") -> None:
-    """Insert or update the POI's item with its outcome, then end the run if it was the last."""
-    RankingRunItem.objects.update_or_create(
-        run_id=run_id,
-        poi_id=poi_id,
-        defaults={"outcome": outcome, "reason": reason[:500], "finished_at": Now()},
-    )
-    finish_if_done(run_id)
-
-
-def finish_if_done(run_id: int) -> bool:
-    """End the run once no item is open; one conditional UPDATE, so exactly one of the tasks
-    finishing at the same moment does it."""
-    if RankingRunItem.objects.filter(run_id=run_id, outcome__in=OPEN_OUTCOMES).exists():
-        return False
-    changed = RankingRun.objects.filter(pk=run_id, status__in=RankingRun.ACTIVE).update(
-        status=RankingRun.Status.FINISHED, finished_at=Now(), active_key=None
-    )
-    return bool(changed)
-
-
-def end_run(run: RankingRun, status: str, message: str = "") -> None:
-    RankingRun.objects.filter(pk=run.pk).update(
-        status=status, finished_at=Now(), message=message[:500], active_key=None
-    )
-    run.refresh_from_db()
-
-
 def cancel_run(run: RankingRun, *, user: Any = None, reason: str = "") -> int:
-    """Stop a run: its queued tasks leave the broker, its items not yet started end as
-    cancelled; a POI being ranked right now finishes and is recorded. Returns how many items
-    were cancelled."""
-    from image_ranking.runs.queue import delete_queued_tasks
-
+    """Stop a run: its items not yet started end as cancelled and their tasks leave the
+    broker; a POI being ranked right now finishes and is recorded. Returns how many items
+    were cancelled. Holds the run's row lock, as `start_item` does, so no item starts after
+    this returns."""
     who = getattr(user, "get_username", lambda: "")() if user is not None else ""
     why = reason or f"cancelled by {who or 'a curator'}"
     with transaction.atomic():
-        cancelled = RankingRunItem.objects.filter(run=run, outcome=Outcome.PENDING).update(
-            outcome=Outcome.CANCELLED, reason=why[:500], finished_at=Now()
-        )
+        RankingRun.objects.select_for_update().filter(pk=run.pk).first()
+        pending = RankingRunItem.objects.filter(run=run, outcome=Outcome.PENDING)
+        broker_ids = list(pending.exclude(broker_id=None).values_list("broker_id", flat=True))
+        cancelled = pending.update(outcome=Outcome.CANCELLED, reason=why[:500], finished_at=Now())
         RankingRun.objects.filter(pk=run.pk, status__in=RankingRun.ACTIVE).update(
             status=RankingRun.Status.CANCELLED,
             finished_at=Now(),
             active_key=None,
             message=f"Cancelled: {why}"[:500],
         )
-    removed = delete_queued_tasks(task_group(run.pk))
+    removed = queue.delete_queued(broker_ids)
     logger.info("Run %s %s: %d items cancelled, %d tasks removed", run.pk, why, cancelled, removed)
     run.refresh_from_db()
     return cancelled
 
 
 def run_result(run: RankingRun) -> dict[str, Any]:
-    """The original project's result-dict pattern (the command's JSON line, Prefect's result)."""
+    """The original project's result-dict pattern (the command's JSON line, Prefect's result).
+
+    `status` of a finished run: "failed" when every POI it processed failed, "partial" when
+    some did, "success" otherwise (a run with no POIs too). Else the run's own status:
+    "queued" or "running" (not finished yet), "cancelled"."""
     run.refresh_from_db()
     tally = run.tally()
+    status = str(run.status)
+    if run.status == RankingRun.Status.FINISHED:
+        if tally.failed and tally.failed == tally.processed:
+            status = "failed"
+        else:
+            status = "partial" if tally.failed else "success"
     return {
-        "status": "success" if run.status == RankingRun.Status.FINISHED else str(run.status),
+        "status": status,
         "message": run.message
         or f"{tally.processed}/{tally.total} POIs processed ({run.get_scope_display().lower()})",
         "processed_count": tally.processed,

@@ -21,6 +21,9 @@ DEFAULT_MAX_PIXELS = 50_000_000
 # Pillow's names for image/jpeg, image/png, image/webp and image/gif (client.PHOTO_MIMES).
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 NOT_AN_IMAGE = "not an image (only JPEG, PNG, WebP and GIF are read)"
+# A rendition asked for `at_most` px wide decodes to at most (4 x at_most)^2 pixels
+# (`rendition_pixels`).
+OVERSIZE_SIDES = 4
 
 # Pillow modes holding more than 8 bits per channel (greyscale only: Pillow has no 16-bit RGB).
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N"}
@@ -32,52 +35,51 @@ class ImageRejected(ValueError):
     """The bytes are not an image we can use; the message is a short reason for a curator."""
 
 
-def _megapixels(pixels: int) -> str:
-    return f"{pixels / 1_000_000:.0f} MP"
+def _megapixels(pixels: int, digits: int = 0) -> str:
+    return f"{pixels / 1_000_000:.{digits}f} MP"
 
 
 def open_image(
-    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, at_most: int | None = None
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    at_most: int | None = None,
+    refuse_oversized: bool = True,
 ) -> Image.Image:
     """Fully decode `data` and return its first frame, mode and orientation untouched.
 
     The pixel count is checked from the header before any pixel is decoded, so a small file
-    claiming a huge canvas (a decompression bomb) costs no memory. With `at_most`, a JPEG
-    more than twice that size on both sides is decoded at a reduced scale (libjpeg's DCT
-    scaling, `Image.draft`), never below `at_most`: a hostile but legal 7000x7000 thumbnail
-    then costs 1/64 of the memory. Images of normal size are decoded exactly as before.
-    """
-    if not data:
-        raise ImageRejected("empty file")
-    try:
-        with warnings.catch_warnings():
-            # Our own limit below is the one that counts; Pillow's warning is only noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-    except UnidentifiedImageError:
-        raise ImageRejected(NOT_AN_IMAGE) from None
-    except Image.DecompressionBombError:
-        raise ImageRejected(
-            f"decompression bomb: over the {_megapixels(max_pixels)} limit"
-        ) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageRejected(f"corrupt image header: {exc}") from None
+    claiming a huge canvas (a decompression bomb) costs no memory.
 
-    width, height = image.size
-    if width <= 0 or height <= 0:
-        raise ImageRejected("image has no pixels")
-    if width * height > max_pixels:
-        raise ImageRejected(
-            f"decompression bomb: {_megapixels(width * height)} over the "
-            f"{_megapixels(max_pixels)} limit"
-        )
+    `at_most` is the width of the rendition the caller asked for. A JPEG more than twice that
+    size on both sides is decoded at a reduced scale (libjpeg's DCT scaling, `Image.draft`),
+    never below `at_most`: a hostile but legal 7000x7000 thumbnail then costs 1/64 of the
+    memory. PNG, WebP and GIF have no reduced decoding in Pillow, so with `refuse_oversized`
+    any image that would still decode to more than `rendition_pixels(at_most)` is refused
+    before decoding (`ImageRejected`: "7000x7000 px PNG, far larger than the 500 px rendition
+    asked for"). `refuse_oversized=False` keeps only the reduced JPEG decoding, for a caller
+    that takes any size up to `max_pixels` (the stored winner, which may be an original).
+    Images of normal size are decoded exactly as before.
+    """
+    image = _header(data, max_pixels)
     try:
-        if at_most and image.format == "JPEG" and min(width, height) > 2 * at_most:
-            image.draft(image.mode, (at_most, at_most))
-        if getattr(image, "is_animated", False):
-            image.seek(0)
+        animated = bool(getattr(image, "is_animated", False))
+        if animated:
+            image.seek(0)  # only the first frame is decoded
+        width, height = image.size
+        if width <= 0 or height <= 0:
+            raise ImageRejected("image has no pixels")
+        if width * height > max_pixels:
+            raise ImageRejected(
+                f"decompression bomb: {_megapixels(width * height)} over the "
+                f"{_megapixels(max_pixels)} limit"
+            )
+        if at_most:
+            _shrink_or_refuse(image, at_most, refuse_oversized)
         image.load()
-        frame = image.copy() if getattr(image, "n_frames", 1) > 1 else image
+        frame = image.copy() if animated else image
+    except ImageRejected:
+        raise
     except Image.DecompressionBombError:
         raise ImageRejected(
             f"decompression bomb: over the {_megapixels(max_pixels)} limit"
@@ -87,6 +89,50 @@ def open_image(
             raise ImageRejected("truncated image") from None
         raise ImageRejected(f"corrupt image: {exc}") from None
     return frame
+
+
+def rendition_pixels(at_most: int) -> int:
+    """The most pixels a rendition `at_most` px wide may decode to: (4 x at_most) squared.
+
+    Commons renders a thumbnail to the width asked for, so a real one is `at_most` px wide
+    (or narrower: the original) and as tall as its aspect makes it. This bound lets through
+    any real rendition up to a 1:16 panorama, and any image up to 4x the width on each side.
+    At the default 500 px that is 4 MP, 16 MB as RGBA, where a 7000x7000 canvas takes 196 MB
+    (and as much again for each conversion to RGB).
+    """
+    return (OVERSIZE_SIDES * at_most) ** 2
+
+
+def _header(data: bytes, max_pixels: int) -> Image.Image:
+    """Open `data` (header only, no pixel decoded), as one of the ALLOWED_FORMATS."""
+    if not data:
+        raise ImageRejected("empty file")
+    try:
+        with warnings.catch_warnings():
+            # Our own limit is the one that counts; Pillow's warning is only noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except UnidentifiedImageError:
+        raise ImageRejected(NOT_AN_IMAGE) from None
+    except Image.DecompressionBombError:
+        raise ImageRejected(
+            f"decompression bomb: over the {_megapixels(max_pixels)} limit"
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageRejected(f"corrupt image header: {exc}") from None
+
+
+def _shrink_or_refuse(image: Image.Image, at_most: int, refuse_oversized: bool) -> None:
+    """Set a JPEG to decode at a reduced scale; refuse what would still decode too large."""
+    width, height = image.size
+    if image.format == "JPEG" and min(width, height) > 2 * at_most:
+        image.draft(image.mode, (at_most, at_most))  # updates image.size
+    decoded_width, decoded_height = image.size
+    if refuse_oversized and decoded_width * decoded_height > rendition_pixels(at_most):
+        raise ImageRejected(
+            f"{width}x{height} px {image.format}, far larger than the {at_most} px rendition "
+            f"asked for (not decoded: over {_megapixels(rendition_pixels(at_most), 1)})"
+        )
 
 
 def _sixteen_bit_to_l(image: Image.Image) -> Image.Image:

@@ -33,7 +33,7 @@ def test_a_curators_query_re_ranks_a_flagged_poi(
     PoiList.objects.create(title="Sights", city=city).pois.add(poi)
     own = commons_server.add_file("Sé de Lisboa.jpg", photo("coffee").resize((1200, 800)))
     commons_server.set_results("Sé de Lisboa", [own])
-    assert rank_poi(poi.pk, threshold=0) == "flagged"  # "Sé" alone finds nothing
+    assert rank_poi(poi.pk, threshold=0).outcome == "flagged"  # "Sé" alone finds nothing
 
     cluster = ThreadCluster().start()
     try:

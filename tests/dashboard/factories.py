@@ -99,7 +99,6 @@ def make_pois(
                     parent=city,
                     context="image_ranking",
                     aggregate="below_threshold",
-                    specialized_aggregate=f"poi:{poi.pk}",
                     description=f"{poi.name}: best score 4.30 is below the threshold 4.50",
                 )
                 if flagged

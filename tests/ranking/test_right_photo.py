@@ -7,30 +7,23 @@ from __future__ import annotations
 
 import pytest
 
-from cities.models import Validation
 from image_ranking.models import Candidate, PoiRanking
 from image_ranking.pipeline.ranking import Outcome, rank_poi
 from image_ranking.pipeline.relevance import NAMES_OTHER, NAMES_THIS, NEUTRAL, Place, assess
 from tests.fakes.images import degrade, photo
-from tests.ranking.helpers import FixedScorer
+from tests.ranking.helpers import FixedScorer, flags_of, store_bytes
 
 
 @pytest.fixture
 def fixed_scorer(monkeypatch):
     """Relevance decides here, not beauty: every candidate scores the same."""
-    monkeypatch.setattr("image_ranking.scoring.get_scorer", lambda name=None: FixedScorer())
+    monkeypatch.setattr(
+        "image_ranking.pipeline.ranking.get_scorer", lambda name=None: FixedScorer()
+    )
 
 
 def winner(poi) -> str:
     return Candidate.objects.get(poi=poi, is_winner=True).title
-
-
-def flags_of(poi) -> list[str]:
-    return list(
-        Validation.objects.filter(
-            context="image_ranking", specialized_aggregate=f"poi:{poi.pk}"
-        ).values_list("aggregate", flat=True)
-    )
 
 
 @pytest.mark.parametrize(
@@ -61,7 +54,7 @@ def test_a_photo_titled_for_another_poi_of_the_city_loses_to_one_titled_for_this
     own = commons_server.add_file("Jardim Botanico de Lisboa.jpg", photo("chelsea"),
                                   categories=["Lisbon Botanical Gardens"])  # fmt: skip
     commons_server.set_results("Lisbon Botanical Gardens", [other, own])
-    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.UPDATED
     assert winner(poi) == own.title
     loser = Candidate.objects.get(poi=poi, title=other.title)
     assert not loser.eligible and "Ajuda Botanical Gardens" in loser.ineligible_reason
@@ -79,8 +72,8 @@ def test_the_same_file_never_wins_for_two_pois_of_a_city(make_poi, commons_serve
     commons_server.set_results("Ajuda Botanical Gardens", [shared])
     commons_server.set_results("Lisbon Botanical Gardens", [shared, second])
 
-    assert rank_poi(ajuda.pk, threshold=0) == Outcome.UPDATED
-    assert rank_poi(lisbon.pk, threshold=0) == Outcome.UPDATED
+    assert rank_poi(ajuda.pk, threshold=0).outcome == Outcome.UPDATED
+    assert rank_poi(lisbon.pk, threshold=0).outcome == Outcome.UPDATED
     assert winner(ajuda) == shared.title and winner(lisbon) == second.title
     taken = Candidate.objects.get(poi=lisbon, title=shared.title)
     assert "already the photo of Ajuda Botanical Gardens" in taken.ineligible_reason
@@ -96,15 +89,14 @@ def test_a_shared_photo_goes_to_the_poi_it_names_and_the_other_is_flagged(
     commons_server.set_results("Lisbon Botanical Gardens", [shared])
     commons_server.set_results("Ajuda Botanical Gardens", [shared])
     # The Lisbon POI got it first (an older run, before it was known to be Ajuda's) ...
-    from image_ranking.pipeline import storage
 
-    storage.store_image_bytes(lisbon, shared.data)
-    PoiRanking.objects.create(poi=lisbon, image_origin=PoiRanking.Origin.PIPELINE)
+    store_bytes(lisbon, shared.data, origin=PoiRanking.Origin.PIPELINE)
+    PoiRanking.objects.filter(poi=lisbon).update(image_sha1=shared.sha1, image_title=shared.title)
     Candidate.objects.create(poi=lisbon, search_rank=1, title=shared.title, sha1=shared.sha1,
                              image_url=commons_server.url_for_original(shared), is_winner=True,
                              categories=["Ajuda Botanical Gardens"])  # fmt: skip
     # ... now Ajuda's own ranking takes it, and the Lisbon POI is flagged for a curator.
-    assert rank_poi(ajuda.pk, threshold=0) == Outcome.UPDATED
+    assert rank_poi(ajuda.pk, threshold=0).outcome == Outcome.UPDATED
     assert winner(ajuda) == shared.title
     assert flags_of(lisbon) == ["shared_photo"]
 
@@ -117,7 +109,7 @@ def test_every_photo_good_enough_being_another_pois_flags_shared_photo(
     commons_server.set_results("Ajuda Botanical Gardens", [shared])
     commons_server.set_results("Lisbon Botanical Gardens", [shared])
     rank_poi(ajuda.pk, threshold=0)
-    assert rank_poi(lisbon.pk, threshold=0) == Outcome.FLAGGED
+    assert rank_poi(lisbon.pk, threshold=0).outcome == Outcome.FLAGGED
     assert flags_of(lisbon) == ["shared_photo"]
     lisbon.refresh_from_db()
     assert not lisbon.image_file
@@ -136,7 +128,7 @@ def test_the_search_looks_past_the_first_ten_hits_for_the_pois_own_photo(
     ]
     own = commons_server.add_file("Museum of the City of New York facade.jpg", photo("chelsea"))
     commons_server.set_results("Museum of the City of New York", [*strangers, own])
-    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.UPDATED
     assert winner(poi) == own.title  # hit 13 of 13, found in the same single request
     [request] = commons_server.api_requests()
     assert request.query["gsrlimit"] == "20"
@@ -154,7 +146,7 @@ def test_without_geodata_the_card_says_the_distance_was_not_checked(
         "Padrão dos Descobrimentos", [commons_server.add_file("P.jpg", photo("coffee"))]
     )
     try:
-        assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+        assert rank_poi(poi.pk, threshold=0).outcome == Outcome.UPDATED
         assert PoiRanking.objects.get(poi=poi).distance_check == PoiRanking.DistanceCheck.NO_GEODATA
     finally:
         client._WITHOUT_GEODATA.discard(commons_server.api_url)
@@ -179,7 +171,7 @@ def test_a_dark_copy_loses_to_its_original_with_a_reason_on_its_tile(
         commons_server.add_file("Arena.jpg", base),
     ]
     commons_server.set_results("Altice Arena", files)
-    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.UPDATED
     assert winner(poi) == "File:Arena.jpg"
     dark = Candidate.objects.get(poi=poi, title="File:Arena dark.jpg")
     assert dark.damage == "dark copy of File:Arena.jpg"
@@ -195,9 +187,9 @@ def test_a_re_rank_that_keeps_the_image_keeps_its_candidate_marked_the_winner(
         for i, n in enumerate(["coffee", "rocket"])
     ]
     commons_server.set_results("Miradouro da Graça", files)
-    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.UPDATED
     first = winner(poi)
-    assert rank_poi(poi.pk, threshold=0) == Outcome.RANKED  # scope all: the image is kept
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.RANKED  # scope all: the image is kept
     assert winner(poi) == first
-    assert rank_poi(poi.pk, threshold=0, replace_existing=True) == Outcome.UPDATED
+    assert rank_poi(poi.pk, threshold=0, replace_existing=True).outcome == Outcome.UPDATED
     assert Candidate.objects.filter(poi=poi, is_winner=True).count() == 1

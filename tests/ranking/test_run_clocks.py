@@ -28,8 +28,10 @@ from django_q.models import OrmQ
 
 from image_ranking import dbclock
 from image_ranking.models import RankingRun, RankingRunItem
+from image_ranking.pipeline.outcome import Decision
 from image_ranking.pipeline.ranking import Outcome as PoiOutcome
 from image_ranking.review import live
+from image_ranking.runs import items as run_items
 from image_ranking.runs import service as runs
 from image_ranking.runs import sweep
 from tests.conftest import REPO_ROOT
@@ -92,10 +94,10 @@ def test_run_and_item_timestamps_are_the_database_clock_whatever_the_host_says(
     host_clock(AHEAD)
     run = queued_run(make_poi, "Stamped")
     poi_id = item_of(run).poi_id
-    runs.start_item(run.pk, poi_id)
-    runs.record_item(run.pk, poi_id, Outcome.RANKED)  # update_or_create, update path
+    run_items.start_item(run.pk, poi_id)
+    run_items.record_item(run.pk, poi_id, Outcome.RANKED)  # update_or_create, update path
     other = make_poi("Not in the run at first")
-    runs.record_item(run.pk, other.pk, Outcome.FLAGGED)  # update_or_create, create path
+    run_items.record_item(run.pk, other.pk, Outcome.FLAGGED)  # update_or_create, create path
     db_now = dbclock.now()
     run.refresh_from_db()
     assert run.status == RankingRun.Status.FINISHED
@@ -113,7 +115,7 @@ def test_database_stamps_compare_with_python_datetimes_and_with_now_minus_a_delt
     'YYYY-MM-DD HH:MM:SS[.ffffff]': both sort as the times they are, on either database."""
     run = queued_run(make_poi, "Compared")
     item = item_of(run)
-    runs.start_item(run.pk, item.poi_id)
+    run_items.start_item(run.pk, item.poi_id)
     item.refresh_from_db()
     stamp = item.started_at
     whole = stamp.replace(microsecond=0)  # a parameter without a fraction: 'HH:MM:SS'
@@ -142,12 +144,12 @@ def test_an_item_a_skewed_worker_is_ranking_is_not_lost_when_swept_at_once(
     run = queued_run(make_poi, "Being ranked")
     swept = []
 
-    def rank_while_swept(poi, ranking, limit, replace_existing, model_name):
+    def rank_while_swept(job, replace_existing, model_name):
         host_clock(CLOCKS[sweeper])
         swept.append(sweep.sweep_run(RankingRun.objects.get(pk=run.pk), force=True))
         swept.append(item_of(run).outcome)
         host_clock(CLOCKS[worker])
-        return PoiOutcome.RANKED, {"reason": "kept"}
+        return job.record(Decision(PoiOutcome.RANKED, "kept"))
 
     monkeypatch.setattr("image_ranking.pipeline.ranking._rank_claimed", rank_while_swept)
     host_clock(CLOCKS[worker])
@@ -171,7 +173,7 @@ def test_an_item_older_than_the_timeout_on_the_database_clock_is_lost_whatever_t
     started = {}
     for sweeper in CLOCKS:
         run = queued_run(make_poi, f"Killed worker, swept {sweeper}")
-        assert runs.start_item(run.pk, item_of(run).poi_id)
+        assert run_items.start_item(run.pk, item_of(run).poi_id)
         started[sweeper] = run
     # Still within the timeout, by every sweeper's clock.
     for sweeper, run in started.items():
@@ -212,11 +214,11 @@ def test_a_live_sync_run_is_not_stalled_whatever_the_clocks(
     swept = []
 
     def rank_and_be_swept(poi_id, run_id):
-        runs.start_item(run_id, poi_id)
+        run_items.start_item(run_id, poi_id)
         host_clock(CLOCKS[sweeper])
         swept.append(sweep.sweep_run(RankingRun.objects.get(pk=run_id), force=True))
         host_clock(CLOCKS[process])
-        runs.record_item(run_id, poi_id, Outcome.RANKED)
+        run_items.record_item(run_id, poi_id, Outcome.RANKED)
 
     host_clock(CLOCKS[process])
     run = sync_run(make_poi, "Sync", monkeypatch, rank_and_be_swept)
@@ -229,7 +231,7 @@ def test_a_stalled_sync_run_is_swept_whatever_the_clocks(
     make_poi, host_clock, monkeypatch, short_timeout, process
 ):
     def start_then_die(poi_id, run_id):
-        runs.start_item(run_id, poi_id)
+        run_items.start_item(run_id, poi_id)
         raise ProcessDied
 
     host_clock(CLOCKS[process])
@@ -262,6 +264,9 @@ def test_the_sweep_throttle_holds_across_skewed_hosts(
     silence the others for as long as it is ahead)."""
     monkeypatch.setattr(sweep, "SWEEP_INTERVAL", timedelta(seconds=0.5))
     run = queued_run(make_poi, "Throttled")
+    long_ago = timezone.now() - timedelta(hours=1)  # and nothing has moved since
+    RankingRun.objects.filter(pk=run.pk).update(created_at=long_ago)
+    run.refresh_from_db()
     host_clock(CLOCKS[first])
     assert sweep.sweep_run(run) == 0  # swept: nothing lost yet
     OrmQ.objects.all().delete()  # now its task is gone
@@ -283,8 +288,8 @@ def test_the_eta_measures_the_elapsed_time_on_the_database_clock(
     settings.WIKIMEDIA_RATE_PER_HOUR = 0  # the pace is the measured one
     first, second = make_poi("First"), make_poi("Second")
     run = runs.start_run(poi_ids=[first.pk, second.pk])
-    runs.start_item(run.pk, first.pk)
-    runs.record_item(run.pk, first.pk, Outcome.RANKED)
+    run_items.start_item(run.pk, first.pk)
+    run_items.record_item(run.pk, first.pk, Outcome.RANKED)
     # Started 30 s ago on the database's clock, one POI of two done: about 30 s left.
     RankingRun.objects.filter(pk=run.pk).update(started_at=Now() - timedelta(seconds=30))
     run.refresh_from_db()

@@ -11,11 +11,10 @@ from django.core.management import CommandError, call_command
 from django_q.models import OrmQ
 
 from image_ranking.models import PoiRanking, RankingRun
-from image_ranking.pipeline import storage
 from image_ranking.runs import service as runs
 from tests.fakes.images import jpeg_bytes
 
-from .helpers import FixedScorer
+from .helpers import FixedScorer, store_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -23,16 +22,17 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def fixed_scorer(monkeypatch):
     """Control-flow tests (selection, queueing, counters): the model's opinion is irrelevant."""
-    monkeypatch.setattr("image_ranking.scoring.get_scorer", lambda name=None: FixedScorer())
+    monkeypatch.setattr(
+        "image_ranking.pipeline.ranking.get_scorer", lambda name=None: FixedScorer()
+    )
 
 
 def test_select_pois_scopes(make_poi):
     bare = make_poi("Bare")
     with_image = make_poi("Has photo")
-    storage.store_image_bytes(with_image, jpeg_bytes("coffee"))
+    store_bytes(with_image, jpeg_bytes("coffee"))
     fallback_only = make_poi("Fallback only")
-    storage.store_image_bytes(fallback_only, jpeg_bytes("coffee"))
-    PoiRanking.objects.create(poi=fallback_only, image_origin=PoiRanking.Origin.FALLBACK)
+    store_bytes(fallback_only, jpeg_bytes("coffee"), origin=PoiRanking.Origin.FALLBACK)
     make_poi("Not in any list", in_list=False)
 
     assert set(runs.select_pois("missing")) == {bare, fallback_only}

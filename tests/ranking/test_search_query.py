@@ -14,18 +14,20 @@ from tests.ranking.helpers import FixedScorer
 
 @pytest.fixture(autouse=True)
 def fixed_scorer(monkeypatch):
-    monkeypatch.setattr("image_ranking.scoring.get_scorer", lambda name=None: FixedScorer())
+    monkeypatch.setattr(
+        "image_ranking.pipeline.ranking.get_scorer", lambda name=None: FixedScorer()
+    )
 
 
 def test_a_curators_query_replaces_the_name_in_every_later_run(make_poi, commons_server):
     poi = make_poi("Cathedral")  # too vague a name: nothing found
     file = commons_server.add_file("Sé de Lisboa.jpg", photo("coffee"))
     commons_server.set_results("Sé de Lisboa", [file])
-    assert rank_poi(poi.pk, threshold=0) == Outcome.FLAGGED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.FLAGGED
     assert PoiRanking.objects.get(poi=poi).searched_for == "filetype:bitmap Cathedral"
 
     save_search(poi, "Sé de Lisboa", [])
-    assert rank_poi(poi.pk, threshold=0, replace_existing=True) == Outcome.UPDATED
+    assert rank_poi(poi.pk, threshold=0, replace_existing=True).outcome == Outcome.UPDATED
     ranking = PoiRanking.objects.get(poi=poi)
     assert ranking.searched_for == "filetype:bitmap Sé de Lisboa (a curator's query)"
     assert [r.search_text for r in commons_server.api_requests()] == ["Cathedral", "Sé de Lisboa"]
@@ -37,7 +39,7 @@ def test_pasted_file_titles_are_fetched_in_one_request_and_trusted(make_poi, com
     wanted = commons_server.add_file("Jardim Botânico de Lisboa 2.jpg", photo("chelsea"))
     also = commons_server.add_file("Ajuda Botanical Gardens greenhouse.jpg", photo("rocket"))
     save_search(poi, "", [wanted.title, also.title, "File:Does not exist.jpg"])
-    assert rank_poi(poi.pk, threshold=0) == Outcome.UPDATED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.UPDATED
     [request] = commons_server.api_requests()
     assert "titles" in request.query and "generator" not in request.query
     rows = {c.title: c for c in Candidate.objects.filter(poi=poi)}
@@ -53,12 +55,12 @@ def test_pasted_file_titles_are_fetched_in_one_request_and_trusted(make_poi, com
 def test_a_curators_query_or_titles_that_find_nothing_say_so(make_poi, commons_server):
     poi = make_poi("Jardim Zoológico")
     save_search(poi, "Lisbon Zoo", [])
-    assert rank_poi(poi.pk, threshold=0) == Outcome.FLAGGED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.FLAGGED
     reason = PoiRanking.objects.get(poi=poi).reason
     assert reason == "No raster photo found on Commons for the curator's query “Lisbon Zoo”"
 
     save_search(poi, "", ["File:Nowhere.jpg"])
-    assert rank_poi(poi.pk, threshold=0) == Outcome.FLAGGED
+    assert rank_poi(poi.pk, threshold=0).outcome == Outcome.FLAGGED
     ranking = PoiRanking.objects.get(poi=poi)
     assert ranking.reason == (
         "None of the File: titles chosen by a curator is a raster photo on Commons"

@@ -11,7 +11,7 @@ from PIL import Image
 
 from cities.models import PointOfInterest
 from image_ranking.models import Candidate, PoiRanking
-from image_ranking.pipeline import storage
+from image_ranking.pipeline import choice, storage
 from tests.fakes.images import encode, jpeg_bytes, photo
 
 from .helpers import (
@@ -21,6 +21,7 @@ from .helpers import (
     exif_rotated_jpeg,
     palette_png_with_transparency,
     png16,
+    store_bytes,
 )
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +38,7 @@ def stored(poi: PointOfInterest) -> Image.Image:
 def test_large_photo_shrinks_to_fit_800x600_keeping_aspect(make_poi, media_root):
     poi = make_poi("Torre de Belém")
     big = photo("astronaut").resize((2048, 2048))
-    storage.store_image_bytes(poi, encode(big))
+    store_bytes(poi, encode(big))
     image = stored(poi)
     assert image.size == (600, 600)
     assert image.format == "JPEG"
@@ -47,13 +48,13 @@ def test_large_photo_shrinks_to_fit_800x600_keeping_aspect(make_poi, media_root)
 
 def test_small_photo_is_never_enlarged(make_poi):
     poi = make_poi("Small")
-    storage.store_image_bytes(poi, jpeg_bytes("chelsea", width=300))
+    store_bytes(poi, jpeg_bytes("chelsea", width=300))
     assert stored(poi).size == (300, 200)
 
 
 def test_exif_rotated_photo_is_stored_upright(make_poi):
     poi = make_poi("Rotated")
-    storage.store_image_bytes(poi, exif_rotated_jpeg("rocket"))
+    store_bytes(poi, exif_rotated_jpeg("rocket"))
     image = stored(poi)
     assert image.width > image.height  # the rocket photo is landscape when shown upright
     assert image.getexif().get(0x0112) in (None, 1)
@@ -71,7 +72,7 @@ def test_exif_rotated_photo_is_stored_upright(make_poi):
 )
 def test_unusual_formats_are_stored_in_their_family(make_poi, data, fmt, suffix):
     poi = make_poi(f"Odd {fmt} {suffix}")
-    storage.store_image_bytes(poi, data)
+    store_bytes(poi, data)
     image = stored(poi)
     assert image.format == fmt
     assert poi.image_file.name.endswith(suffix)
@@ -82,7 +83,7 @@ def test_unusual_formats_are_stored_in_their_family(make_poi, data, fmt, suffix)
 
 def test_palette_transparency_survives(make_poi):
     poi = make_poi("Transparent")
-    storage.store_image_bytes(poi, palette_png_with_transparency())
+    store_bytes(poi, palette_png_with_transparency())
     image = stored(poi).convert("RGBA")
     assert image.getextrema()[3][0] == 0  # some pixels are still fully transparent
 
@@ -95,11 +96,11 @@ def test_palette_transparency_survives(make_poi):
 def test_bad_bytes_leave_the_old_image_untouched(make_poi, media_root, make_data):
     data = make_data()
     poi = make_poi("Keeps its photo")
-    storage.store_image_bytes(poi, jpeg_bytes("chelsea"))
+    store_bytes(poi, jpeg_bytes("chelsea"))
     old_name = poi.image_file.name
     old_bytes = (media_root / old_name).read_bytes()
     with pytest.raises(storage.StorageError):
-        storage.store_image_bytes(poi, data)
+        store_bytes(poi, data)
     poi.refresh_from_db()
     assert poi.image_file.name == old_name
     assert (media_root / old_name).read_bytes() == old_bytes
@@ -107,9 +108,9 @@ def test_bad_bytes_leave_the_old_image_untouched(make_poi, media_root, make_data
 
 def test_replacing_removes_the_old_file_and_changes_format(make_poi, media_root):
     poi = make_poi("Swap")
-    storage.store_image_bytes(poi, jpeg_bytes("chelsea"))
+    store_bytes(poi, jpeg_bytes("chelsea"))
     old = media_root / poi.image_file.name
-    storage.store_image_bytes(poi, palette_png_with_transparency())
+    store_bytes(poi, palette_png_with_transparency())
     poi.refresh_from_db()
     assert not old.exists()
     assert poi.image_file.name.endswith(".png")
@@ -120,19 +121,19 @@ def test_labels_of_a_replaced_image_do_not_carry_over_to_the_new_one(make_poi):
     from image_ranking.models import ImageTrainingData
 
     poi = make_poi("Relabel")
-    storage.store_image_bytes(poi, jpeg_bytes("chelsea"))
+    store_bytes(poi, jpeg_bytes("chelsea"))
     old_url = poi.image_file.url
     ImageTrainingData.objects.create(poi=poi, image_url=old_url, label="bad")
     candidate_label = ImageTrainingData.objects.create(
         poi=poi, image_url="https://upload.example/other.jpg", label="good"
     )
 
-    storage.store_image_bytes(poi, jpeg_bytes("coffee"))
+    store_bytes(poi, jpeg_bytes("coffee"))
 
     poi.refresh_from_db()
     assert poi.image_file.url != old_url  # the new file never overwrites the old one
     assert list(ImageTrainingData.objects.filter(poi=poi)) == [candidate_label]
-    storage.store_image_bytes(poi, jpeg_bytes("rocket"))
+    store_bytes(poi, jpeg_bytes("rocket"))
     poi.refresh_from_db()
     assert poi.image_file.url == old_url  # the names alternate: this one is free again
 
@@ -145,7 +146,7 @@ def test_names_with_slashes_dots_accents_emoji_and_300_chars_stay_in_the_folder(
     names = ["../../settings", "a/b\\c", "..", "Café São Jorge", "Pizza 🍕 Place", "x" * longest]
     for name in names:
         poi = make_poi(name)
-        storage.store_image_bytes(poi, jpeg_bytes("coffee", width=400))
+        store_bytes(poi, jpeg_bytes("coffee", width=400))
         poi.refresh_from_db()
         path = (media_root / poi.image_file.name).resolve()
         assert path.is_relative_to((media_root / "cities/images/pois/lisbon").resolve())
@@ -175,10 +176,10 @@ def test_worker_killed_after_writing_the_file_keeps_the_old_image_and_the_retry_
     make_poi, media_root, monkeypatch
 ):
     poi = make_poi("Killed mid swap")
-    storage.store_image_bytes(poi, jpeg_bytes("chelsea"))
+    store_bytes(poi, jpeg_bytes("chelsea"))
     kill_after_writing(monkeypatch, media_root)
     with pytest.raises(Killed):
-        storage.store_image_bytes(PointOfInterest.objects.get(pk=poi.pk), jpeg_bytes("rocket"))
+        store_bytes(PointOfInterest.objects.get(pk=poi.pk), jpeg_bytes("rocket"))
     folder = media_root / "cities/images/pois/lisbon"
     assert sorted(p.name for p in folder.iterdir()) == [
         f"killed_mid_swap-{poi.pk}.jpg",  # the orphan: no row points to it
@@ -186,7 +187,7 @@ def test_worker_killed_after_writing_the_file_keeps_the_old_image_and_the_retry_
     ]
     assert stored(poi).size == (451, 300)  # the old image, untouched (chelsea)
 
-    storage.store_image_bytes(PointOfInterest.objects.get(pk=poi.pk), jpeg_bytes("rocket"))
+    store_bytes(PointOfInterest.objects.get(pk=poi.pk), jpeg_bytes("rocket"))
     assert [p.name for p in folder.iterdir()] == [f"killed_mid_swap-{poi.pk}.jpg"]
     assert stored(poi).size == (640, 427)  # rocket
 
@@ -195,7 +196,7 @@ def test_a_failed_write_leaves_the_old_image_in_place(make_poi, media_root, monk
     from django.core.files.storage import FileSystemStorage
 
     poi = make_poi("Disk full")
-    storage.store_image_bytes(poi, jpeg_bytes("chelsea"))
+    store_bytes(poi, jpeg_bytes("chelsea"))
     before = poi.image_file.name
 
     def disk_full(self, name, content, max_length=None):
@@ -203,7 +204,7 @@ def test_a_failed_write_leaves_the_old_image_in_place(make_poi, media_root, monk
 
     monkeypatch.setattr(FileSystemStorage, "save", disk_full)
     with pytest.raises(storage.StorageError, match="No space left"):
-        storage.store_image_bytes(PointOfInterest.objects.get(pk=poi.pk), jpeg_bytes("rocket"))
+        store_bytes(PointOfInterest.objects.get(pk=poi.pk), jpeg_bytes("rocket"))
     poi.refresh_from_db()
     assert poi.image_file.name == before and stored(poi).size == (451, 300)
 
@@ -213,8 +214,8 @@ def test_two_same_named_pois_of_a_city_get_two_files_and_keep_their_own_photos(
 ):
     first, second = make_poi("The Crown"), make_poi("The Crown")  # London has 26 such pairs
     for _ in range(2):  # and each is replaced once more
-        storage.store_image_bytes(PointOfInterest.objects.get(pk=first.pk), jpeg_bytes("chelsea"))
-        storage.store_image_bytes(PointOfInterest.objects.get(pk=second.pk), jpeg_bytes("rocket"))
+        store_bytes(PointOfInterest.objects.get(pk=first.pk), jpeg_bytes("chelsea"))
+        store_bytes(PointOfInterest.objects.get(pk=second.pk), jpeg_bytes("rocket"))
     first.refresh_from_db()
     second.refresh_from_db()
     assert first.image_file.name != second.image_file.name
@@ -235,7 +236,7 @@ def test_an_unreferenced_file_at_a_namesakes_name_is_left_while_that_poi_is_bein
     folder.mkdir(parents=True)
     (folder / "twin.jpg").write_bytes(b"being written by the other job")
     PoiRanking.objects.create(poi=writer, claimed_by="7:job", claimed_at=timezone.now())
-    storage.store_image_bytes(other, jpeg_bytes("coffee"))
+    store_bytes(other, jpeg_bytes("coffee"))
     assert (folder / "twin.jpg").read_bytes() == b"being written by the other job"
     assert other.image_file.name.endswith(f"twin-{other.pk}.jpg")
 
@@ -260,7 +261,7 @@ def test_store_from_url_and_candidate_choice(commons_server, make_poi, media_roo
                 is_winner=rank == 2,
             )
         )
-    storage.store_candidate_as_image(rows[0])
+    choice.use_candidate(rows[0])
     assert stored(poi).size == (600, 600)
     paths = [r.path for r in commons_server.media_requests()]
     assert paths == [big.thumb_path(1280)]  # the standard rendition, not the 2000px original

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
 
@@ -10,6 +11,7 @@ import pytest
 from PIL import Image
 
 from image_ranking.scoring.imaging import ImageRejected, open_image, to_rgb
+from tests.fakes.commons_server import oversized_image
 from tests.fakes.images import encode, jpeg_bytes, photo
 
 
@@ -152,3 +154,63 @@ def test_a_huge_jpeg_is_decoded_at_a_reduced_scale_never_below_what_is_asked():
     reduced = open_image(data, at_most=500)
     assert min(reduced.size) >= 500 and max(reduced.size) <= 1000  # 1/8: 875 px
     assert open_image(data).size == (7000, 7000)  # without `at_most`, as before
+
+
+# --- bounds on thumbnails of every format ----------------------------------------------------
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """`with no_decoding():` any pixel decoded fails the test, which proves that a refusal
+    came from the header alone."""
+    from PIL import ImageFile, WebPImagePlugin
+
+    def decoded(image, *args, **kwargs):
+        raise AssertionError(f"{image.format} {image.size} was decoded")
+
+    @contextlib.contextmanager
+    def forbidden():
+        with monkeypatch.context() as patch:
+            patch.setattr(ImageFile.ImageFile, "load", decoded)
+            patch.setattr(WebPImagePlugin.WebPImageFile, "load", decoded)
+            yield
+
+    return forbidden
+
+
+@pytest.mark.parametrize("format_name", ["PNG", "WEBP", "GIF"])
+def test_an_oversized_thumbnail_without_reduced_decoding_is_refused_before_decoding(
+    format_name, no_decoding
+):
+    data = oversized_image(format_name, side=3000)  # 9 MP, over the 4 MP of a 500px rendition
+    with no_decoding(), pytest.raises(ImageRejected) as refused:
+        open_image(data, at_most=500)
+    assert str(refused.value) == (
+        f"3000x3000 px {format_name}, far larger than the 500 px rendition asked for "
+        "(not decoded: over 4.0 MP)"
+    )
+
+
+def test_a_jpeg_still_too_large_at_its_smallest_scale_is_refused(no_decoding):
+    data = encode(photo("rocket").resize((500, 20_000)), "JPEG")  # too narrow to shrink
+    with (
+        no_decoding(),
+        pytest.raises(ImageRejected, match=r"500x20000 px JPEG, far larger than the 500 px"),
+    ):
+        open_image(data, at_most=500)
+
+
+def test_a_real_rendition_of_a_tall_panorama_is_decoded_one_row_more_is_not():
+    """(4 x 500)^2 = 4 MP: a 500px rendition of a 1:16 panorama, and no more."""
+    tallest = photo("rocket").resize((500, 8000))
+    assert open_image(png(tallest), at_most=500).size == (500, 8000)
+    with pytest.raises(ImageRejected, match="500x8001 px PNG, far larger"):
+        open_image(png(tallest.resize((500, 8001))), at_most=500)
+
+
+def test_the_stored_winner_keeps_any_size_up_to_max_pixels():
+    """An original winner is bounded by IMAGE_MAX_PIXELS only: never refused as oversized."""
+    from image_ranking.pipeline.storage import prepare_image
+
+    original = oversized_image("PNG", side=3000)
+    assert open_image(original, at_most=800, refuse_oversized=False).size == (3000, 3000)
+    prepared = prepare_image(original)
+    assert (prepared.width, prepared.height, prepared.extension) == (600, 600, ".png")

@@ -2,7 +2,8 @@
 
 Each POI in a list gets its own Commons answer by position: a good photo among degraded
 copies, no hits at all, or an API error. The threshold is 0, so any scored candidate is good
-enough and the outcome of each POI does not depend on the model's calibration.
+enough and the outcome of each POI does not depend on the model's calibration. With the one
+API error, an honest status of the ranking is "partial" (some POIs failed), never "success".
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def test_flow_waits_for_one_django_q_job_per_poi_and_reports_the_database_counts
     ranking = result["image_ranking"]
     run = RankingRun.objects.get()
     assert run.status == RankingRun.Status.FINISHED
-    assert ranking["status"] == "success"
+    assert ranking["status"] == "partial"
     assert ranking["processed_count"] == len(kinds) == 6
     assert_counts_match_database(ranking, run)
     assert ranking["updated_count"] == 4
@@ -158,7 +159,7 @@ def test_a_failing_poi_does_not_stop_the_rest_of_the_batch(
 
     ranking = run_flow(export_file)["image_ranking"]
 
-    assert ranking["status"] == "success"
+    assert ranking["status"] == "partial"
     assert ranking["processed_count"] == 6
     assert_counts_match_database(ranking, RankingRun.objects.get())
     healthy = [name for name, kind in kinds.items() if kind == "photos"]
@@ -179,7 +180,7 @@ def test_inline_ranks_in_the_flows_own_process_without_a_cluster(
 
     ranking = run_flow(export_file, inline=True, batch_size=4)["image_ranking"]
 
-    assert ranking["status"] == "success"
+    assert ranking["status"] == "partial"
     assert ranking["enqueued_count"] == 0
     assert not OrmQ.objects.exists() and not Task.objects.exists()
     assert_counts_match_database(ranking, RankingRun.objects.get())
@@ -190,6 +191,8 @@ def test_inline_ranks_in_the_flows_own_process_without_a_cluster(
         "Image ranking: 4/6 POIs ranked in-process",
         "Image ranking: 6/6 POIs ranked in-process",
     ]
+    messages = [r.getMessage() for r in caplog.records]
+    assert "Image ranking partial: 6 processed, 4 updated, 1 flagged, 1 failed" in messages
 
 
 def test_the_flow_follows_a_run_already_going_for_the_same_pois(
@@ -210,7 +213,7 @@ def test_the_flow_follows_a_run_already_going_for_the_same_pois(
     finally:
         cluster.stop()
 
-    assert ranking["run_id"] == going.pk and ranking["status"] == "success"
+    assert ranking["run_id"] == going.pk and ranking["status"] == "partial"
     assert ranking["enqueued_count"] == 0 and ranking["processed_count"] == 6
     assert RankingRun.objects.count() == 1
 
@@ -227,5 +230,6 @@ def test_a_dead_run_does_not_block_the_flow(file_db, commons, commons_server, ex
 
     dead.refresh_from_db()
     assert dead.status == RankingRun.Status.FINISHED and dead.tally().failed == 6
-    assert ranking["run_id"] != dead.pk and ranking["status"] == "success"
+    assert runs.run_result(dead)["status"] == "failed"  # every POI of it failed (lost)
+    assert ranking["run_id"] != dead.pk and ranking["status"] == "partial"
     assert ranking["processed_count"] == 6

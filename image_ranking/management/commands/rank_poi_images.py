@@ -2,7 +2,9 @@
 
 Ends with ONE JSON line in the original result-dict pattern (a stable interface for scripts):
 `{"status": ..., "processed_count": N, "updated_count": M, "flagged_count": K,
-"failed_count": F, ...}`. Everything else goes to stderr.
+"failed_count": F, ...}`. Everything else goes to stderr. The status (`run_result`) is
+"success", "partial" (some POIs failed), "failed" (every POI failed: the exit status is 1),
+"cancelled", or "queued"/"running" for a run left to the Django-Q cluster.
 """
 
 from __future__ import annotations
@@ -84,8 +86,13 @@ class Command(BaseCommand):
                 bar.leave = bar.total > 0  # nothing ranked: clear the empty bar, keep no line
                 bar.close()
         result = run_result(run)
-        if not options["sync"] and result["status"] != "success":
+        if run.is_active:  # left to the cluster (run_result has read the run's state again)
             result["message"] = (
                 f"{result['total']} POIs queued for the Django-Q cluster (run {run.pk})"
             )
         self.stdout.write(json.dumps(result, ensure_ascii=False))
+        if result["status"] == "failed":
+            raise CommandError(
+                f"Every POI of run {run.pk} failed ({result['failed_count']}); each POI's "
+                "reason is on its card at /image-ranking/."
+            )
