@@ -51,7 +51,8 @@ INSIDE_MARGIN = 0.04  # the crop's corners may stick out of the larger view by t
 MIN_INLIERS = 8
 MIN_INLIER_SHARE = 0.2
 MIN_SPREAD = 0.01
-FULL_FRAME = 0.9  # a match covering this share of both frames is the same framing
+FULL_FRAME = 0.95  # a match covering this share of both frames, hardly turned, is the same
+FULL_FRAME_TURN = 1.0  # framing (degrees); a 90% crop is a crop
 # Same framing, for copies too blurred for keypoints: the whole frames at TINY_WIDTH agree in
 # their smooth layout AND in their structure (a band of detail), by normalized correlation.
 # Measured (bench/scenes.py): blurred copies >= 0.92 in both; different photos <= 0.66 and
@@ -374,12 +375,13 @@ def _as_match(inner: int, small: Features, large: Features, z, t, count: int) ->
     top, bottom = max(0.0, corners.imag.min() / oh), min(1.0, corners.imag.max() / oh)
     region = (left, top, right - left, bottom - top)
     share = abs(zn)
+    turn = -math.degrees(np.angle(zn))
     return SceneMatch(
         inner=inner,
         transform=transform,
         share=share,
-        turn=-math.degrees(np.angle(zn)),
+        turn=turn,
         inliers=count,
         region=region,
-        full_frame=region[2] >= FULL_FRAME and region[3] >= FULL_FRAME,
+        full_frame=min(region[2], region[3]) >= FULL_FRAME and abs(turn) < FULL_FRAME_TURN,
     )
