@@ -12,7 +12,7 @@ crop. A copy too blurred for keypoints is confirmed by a dense comparison of the
 frames instead, in two frequency bands, when they have the same framing.
 
 Features are computed once per image (`features`), kept as bytes (`Features.to_bytes`, about
-40 KB) and compared without the images (`match`): a POI's candidates in a batch, or a city's
+50 KB) and compared without the images (`match`): a POI's candidates in a batch, or a city's
 stored winners. See bench/scenes.py for what was measured, and against what.
 """
 
@@ -53,16 +53,16 @@ MIN_INLIER_SHARE = 0.2
 MIN_SPREAD = 0.01
 FULL_FRAME = 0.95  # a match covering this share of both frames, hardly turned, is the same
 FULL_FRAME_TURN = 1.0  # framing (degrees); a 90% crop is a crop
-# Same framing, for copies too blurred for keypoints: the whole frames at TINY_WIDTH agree in
+# Same framing, for copies too blurred for keypoints: the whole frames at TINY_SIDE agree in
 # their smooth layout AND in their structure (a band of detail), by normalized correlation.
-# Measured (bench/scenes.py): blurred copies >= 0.92 in both; different photos <= 0.66 and
-# <= 0.23; the other half of a stereo pair (a step aside) 0.92 and 0.75.
-TINY_WIDTH = 64
+# Measured on tests/scoring/scene_set.py's photos: blurred copies >= 0.92 in both; different
+# photos <= 0.66 and <= 0.23; the other half of a stereo pair (a step aside) 0.92 and 0.75.
+TINY_SIDE = 64
 ASPECT_TOLERANCE = 0.03
 SMOOTH_SIGMA, BAND_SIGMA = 1.5, 4.0
 MIN_FRAME_NCC = 0.85
 MAGIC = b"SCN1"
-HEADER = "<4sHHHHBB"
+HEADER = "<4sHHHHHH"  # magic, width, height, fine and coarse counts, tiny height and width
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class Features:
     size: tuple[int, int]  # working size (width, height)
     fine: _Points
     coarse: _Points
-    tiny: np.ndarray  # grey, TINY_WIDTH wide (uint8): the whole frame, for blurred copies
+    tiny: np.ndarray  # grey, TINY_SIDE on its longer side (uint8): the whole frame
 
     def to_bytes(self) -> bytes:
         head = (MAGIC, *self.size, len(self.fine), len(self.coarse), *self.tiny.shape)
@@ -158,7 +158,8 @@ def features(image: Image.Image) -> Features:
     size = (grey.shape[1], grey.shape[0])
     if min(size) < MIN_SIDE:
         return Features(size, _Points.empty(), _Points.empty(), np.zeros((0, 0), np.uint8))
-    tiny_size = (TINY_WIDTH, max(1, round(size[1] * TINY_WIDTH / size[0])))
+    scale = TINY_SIDE / max(size)
+    tiny_size = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
     tiny = cv2.resize(grey, tiny_size, interpolation=cv2.INTER_AREA)
     grey = cv2.equalizeHist(grey)
     detector = cv2.ORB_create(
