@@ -17,7 +17,7 @@ from django.db import transaction
 from PIL import Image
 
 from cities.models import PointOfInterest
-from image_ranking.commons.client import CommonsCandidate, has_geodata
+from image_ranking.commons.answers import CommonsCandidate, has_geodata
 from image_ranking.commons.downloads import DownloadError, fetch_image_bytes
 from image_ranking.commons.renditions import rendition_or_original
 from image_ranking.models import Candidate, PoiRanking

@@ -22,8 +22,9 @@ from django.conf import settings
 from django_q.exceptions import TimeoutException
 
 from cities.models import PointOfInterest
+from image_ranking.commons.answers import titles_not_found
 from image_ranking.commons.budget import time_budget
-from image_ranking.commons.client import CommonsError, get_commons_client, titles_not_found
+from image_ranking.commons.client import CommonsError, get_commons_client
 from image_ranking.models import AdoptedThreshold, PoiRanking
 from image_ranking.pipeline import candidates, fallback, flags, outcome, winner
 from image_ranking.pipeline.candidates import MAX_CANDIDATES, Scored
