@@ -1,33 +1,47 @@
-"""Dashboard page at real size: 5,000 POIs in lists with 10 candidates each.
+"""Dashboard pages at real size, today's code against a baseline commit, side by side.
 
-Renders /image-ranking/ through the whole Django stack (middleware, session, auth, template)
-on a throwaway SQLite file database and prints the median render time and query count for a
-few pages (also with a name search, a sort and the unlabelled filter on), next to the naive
-page (the same view without select_related/prefetch, one query per POI and relation) with the
-ratio. Target: under 100 ms for a page of 20, with search and sort on too.
+Builds POIs in lists with 10 candidates each (a third with an image, a tenth flagged, a batch
+run going on over 200 of them), once, with the baseline's schema; the current code gets a copy
+of that database with its own migrations applied (its indexes). Each code tree then serves
+the pages through the whole Django stack (middleware, session, auth, templates) in a process
+of its own, and the bench prints the median and best time, the query count and the HTML
+weight of each page for both, with the speed-up. Pages: the grid with every filter
+combination measured before, the run panel's poll, the focused review and the coverage
+report (the last two are new: the baseline has none). Targets: a page of 20 POIs under
+100 ms and 150 KB at 100,000 POIs, on SQLite and PostgreSQL.
 
-    .venv/bin/python bench/dashboard.py [--pois 5000] [--candidates 10] [--repeat 15]
+    .venv/bin/python bench/dashboard.py [--pois 5000] [--repeat 15] [--baseline 196e03e]
+    scripts/with_postgres.sh .venv/bin/python bench/dashboard.py --postgres --pois 100000
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+BASELINE = "196e03e"  # main before issue 18: Django+Jinja2 cards, ids of the whole view
 
 
-def setup_django(db_path: Path) -> None:
-    os.environ["SQLITE_PATH"] = str(db_path)
-    os.environ.pop("DATABASE_URL", None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "city_wiki.settings")
-    os.environ.setdefault("DJANGO_DEBUG", "1")  # a development tool
+def setup_django(code: Path, db: str) -> None:
+    """Django from the code tree `code` on `db` (a SQLite path or a PostgreSQL URL)."""
+    sys.path.insert(0, str(code))
+    if db.startswith("postgres"):
+        os.environ["DATABASE_URL"] = db
+    else:
+        os.environ["SQLITE_PATH"] = db
+        os.environ.pop("DATABASE_URL", None)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "city_wiki.settings"
+    os.environ.setdefault("DJANGO_DEBUG", "1")  # a development tool: settings of `make run`
     import django
 
     django.setup()
@@ -178,14 +192,18 @@ def poll_url() -> str:
     return f"/image-ranking/runs/{run.pk}/?pois={pois}&shown={shown}&done={done}"
 
 
-def measure(client, url: str, repeat: int) -> tuple[float, int, int, float]:
-    """Median milliseconds, query count, response size and best (fastest) milliseconds of GET
-    url: on a machine other work keeps busy, the best run is the steadier figure."""
+def measure(client, url: str, repeat: int) -> dict:
+    """Median and best milliseconds (warm: what a curator browsing gets), the first request's
+    with an empty cache (cold), query count and response size of GET url."""
+    from django.core.cache import cache
     from django.db import connection
 
-    response = client.get(url)  # warm-up
+    cache.clear()  # cold: the header counts and the report's figures computed afresh
+    start = time.perf_counter()
+    response = client.get(url)
+    cold = (time.perf_counter() - start) * 1000
     assert response.status_code == 200, (url, response.status_code)
-    queries = []
+    queries: list[str] = []
     with connection.execute_wrapper(
         lambda execute, sql, *a: queries.append(sql) or execute(sql, *a)
     ):
@@ -195,7 +213,102 @@ def measure(client, url: str, repeat: int) -> tuple[float, int, int, float]:
         start = time.perf_counter()
         response = client.get(url)
         times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times), len(queries), len(response.content), min(times)
+    return {
+        "ms": statistics.median(times),
+        "cold": cold,
+        "best": min(times),
+        "queries": len(queries),
+        "kib": len(response.content) / 1024,
+    }
+
+
+def pages() -> list[tuple[str, str]]:
+    from cities.models import PointOfInterest
+
+    middle = PointOfInterest.objects.order_by("pk").values_list("pk", flat=True)[
+        PointOfInterest.objects.count() // 2
+    ]
+    return [
+        ("20 per page (default)", "/image-ranking/"),
+        ("50 per page", "/image-ranking/?per_page=50"),
+        ("status=missing, page 40", "/image-ranking/?status=missing&page=40"),
+        ("list filter, 50 per page", "/image-ranking/?list=7&per_page=50"),
+        ("status=fallback", "/image-ranking/?status=fallback"),
+        ("20, search + sort=score", "/image-ranking/?q=ght+01&sort=score"),
+        ("20, search Sìght + sort=ranked", "/image-ranking/?q=S%C3%ACght+02&sort=ranked"),
+        ("50, search + sort=status", "/image-ranking/?q=sight&sort=status&per_page=50"),
+        ("20, unlabelled + sort=score", "/image-ranking/?unlabelled=1&sort=score"),
+        ("20, all on, page 5", "/image-ranking/?q=sight&sort=score&unlabelled=1&page=5"),
+        ("run poll, 20 cards watched", poll_url()),
+        ("focused review, mid-view POI", f"/image-ranking/review/?poi={middle}"),
+        ("focused review, sort=score", f"/image-ranking/review/?poi={middle}&sort=score"),
+        ("coverage report", "/image-ranking/report/"),
+    ]
+
+
+def worker(args) -> None:
+    """Serve and measure the pages with one code tree; prints a JSON line."""
+    setup_django(Path(args.code), args.db)
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    if args.make_data:
+        start = time.perf_counter()
+        make_data(args.pois, args.candidates)
+        print(f"data: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        return
+    user, _ = get_user_model().objects.get_or_create(username="bench", is_staff=True)
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(user)
+    results = {}
+    for name, url in pages():
+        if client.get(url).status_code != 200:
+            continue  # a page the code tree does not have
+        results[name] = measure(client, url, args.repeat)
+    print(json.dumps(results))
+
+
+def run_worker(code: Path, db: str, args, *extra: str) -> dict:
+    command = [sys.executable, __file__, "--worker", "--code", str(code), "--db", db]
+    command += ["--pois", str(args.pois), "--candidates", str(args.candidates)]
+    command += ["--repeat", str(args.repeat), *extra]
+    out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=code)
+    sys.stderr.write(out.stderr[-2000:] if out.returncode else "")
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1]) if lines else {}
+
+
+def export_tree(ref: str, into: Path) -> Path:
+    """The files of commit `ref` (git archive), with the model files the bench needs."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
+
+
+def copy_database(db: str, suffix: str) -> str:
+    """A copy of the database for the other code tree."""
+    if not db.startswith("postgres"):
+        copy = db.replace(".sqlite3", f"-{suffix}.sqlite3")
+        shutil.copyfile(db, copy)
+        return copy
+    import psycopg
+
+    server, name = db.rpartition("/")[0], db.rpartition("/")[2]
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}_{suffix}" TEMPLATE "{name}"')
+    return f"{server}/{name}_{suffix}"
+
+
+def drop_databases(db: str, names: list[str]) -> None:
+    if not db.startswith("postgres"):
+        return
+    import psycopg
+
+    server = db.rpartition("/")[0]
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        for name in names:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> None:
@@ -203,72 +316,66 @@ def main() -> None:
     parser.add_argument("--pois", type=int, default=5000)
     parser.add_argument("--candidates", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--baseline", default=BASELINE, help="git commit to compare with")
+    parser.add_argument("--postgres", action="store_true", help="on TEST_POSTGRES_URL's server")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--make-data", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--code", help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
 
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
-        setup_django(Path(tmp) / "bench.sqlite3")
-        start = time.perf_counter()
-        make_data(args.pois, args.candidates)
-        print(
-            f"data: {args.pois} POIs in lists x {args.candidates} candidates "
-            f"({time.perf_counter() - start:.1f} s to create)"
-        )
+        base_code = export_tree(args.baseline, Path(tmp) / "baseline")
+        if args.postgres:
+            import psycopg
 
-        from django.contrib.auth import get_user_model
-        from django.test import Client
-
-        from cities.models import PointOfInterest
-        from image_ranking.review import selectors
-
-        user = get_user_model().objects.create_user("bench", is_staff=True)
-        client = Client(HTTP_HOST="localhost")
-        client.force_login(user)
-
-        pages = [
-            ("20 per page (default)", "/image-ranking/"),
-            ("50 per page", "/image-ranking/?per_page=50"),
-            ("status=missing, page 40", "/image-ranking/?status=missing&page=40"),
-            ("list filter, 50 per page", "/image-ranking/?list=7&per_page=50"),
-            ("status=fallback", "/image-ranking/?status=fallback"),
-            # Search and sort on: the same pages with a name search and another order.
-            ("20, search + sort=score", "/image-ranking/?q=ght+01&sort=score"),
-            ("20, search Sìght + sort=ranked", "/image-ranking/?q=S%C3%ACght+02&sort=ranked"),
-            ("50, search + sort=status", "/image-ranking/?q=sight&sort=status&per_page=50"),
-            ("20, unlabelled + sort=score", "/image-ranking/?unlabelled=1&sort=score"),
-            ("20, all on, page 5", "/image-ranking/?q=sight&sort=score&unlabelled=1&page=5"),
-            ("run poll, 20 cards watched", poll_url()),
-        ]
-        optimized = {name: measure(client, url, args.repeat) for name, url in pages}
-        # The naive page: the same view and template, without select_related / prefetch.
-        real_queryset = selectors.card_queryset
-        selectors.card_queryset = lambda: PointOfInterest.objects.all()
+            server = os.environ["TEST_POSTGRES_URL"]
+            name = f"bench_{uuid.uuid4().hex[:8]}"
+            with psycopg.connect(server, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            db = f"{server.rpartition('/')[0]}/{name}"
+        else:
+            db = str(Path(tmp) / "bench.sqlite3")
         try:
-            naive = {name: measure(client, url, args.repeat) for name, url in pages}
+            start = time.perf_counter()
+            run_worker(base_code, db, args, "--make-data")
+            made = time.perf_counter() - start
+            current_db = copy_database(db, "current")
+            baseline = run_worker(base_code, db, args)
+            current = run_worker(ROOT, current_db, args)
         finally:
-            selectors.card_queryset = real_queryset
-
-        print(f"median (best) of {args.repeat} runs; load average {os.getloadavg()[0]:.2f}")
-        print(f"{'page':<32}{'dashboard':>23}{'naive baseline':>30}{'speed-up':>10}")
-        for name, _ in pages:
-            ms, queries, size, best = optimized[name]
-            naive_ms, naive_queries, _, naive_best = naive[name]
-            print(
-                f"{name:<32}{ms:>8.1f} ({best:5.1f}) ms {queries:>4} q"
-                f"{naive_ms:>12.1f} ({naive_best:5.1f}) ms {naive_queries:>4} q"
-                f"{naive_ms / ms:>8.1f}x   ({size // 1024} KiB)"
-            )
-        pages_of_20 = [
-            name for name, url in pages if "per_page=50" not in url and "runs/" not in url
-        ]
-        worst = max(pages_of_20, key=lambda name: optimized[name][0])
+            if args.postgres:
+                drop_databases(db, [name, f"{name}_current"])
+        where = "PostgreSQL" if args.postgres else "SQLite"
         print(
-            f"slowest page of 20 POIs: {optimized[worst][0]:.1f} ms ({worst}); target: under 100 ms"
+            f"{args.pois} POIs in lists x {args.candidates} candidates on {where} "
+            f"({made:.0f} s to create); median (best) of {args.repeat} runs; "
+            f"load average {os.getloadavg()[0]:.2f}"
         )
-        plain, searched = optimized[pages[0][0]], optimized["20, search + sort=score"]
+        head = f"{'page':<32}{'current (cold: empty cache)':>45}"
+        print(f"{head}{'baseline ' + args.baseline:>34}{'speed-up':>10}")
+        for name in current:
+            c, b = current[name], baseline.get(name)
+            left = (
+                f"{c['ms']:7.1f} ({c['best']:5.1f}) ms {c['queries']:3d} q {c['kib']:5.0f} KiB"
+                f" cold {c.get('cold', 0):6.0f}"
+            )
+            right = (
+                f"{b['ms']:7.1f} ({b['best']:5.1f}) ms {b['queries']:3d} q {b['kib']:5.0f} KiB"
+                if b
+                else f"{'(no such page)':>31}"
+            )
+            ratio = f"{b['ms'] / c['ms']:8.1f}x" if b else ""
+            print(f"{name:<32}{left:>45}{right:>34}{ratio:>10}")
+        grid = [n for n in current if n.startswith("20") or n.startswith("status")]
+        worst = max(grid, key=lambda n: current[n]["ms"])
+        heaviest = max(grid, key=lambda n: current[n]["kib"])
         print(
-            f"20 per page: {plain[0]:.1f} ms (best {plain[3]:.1f}), {plain[1]} q plain; "
-            f"{searched[0]:.1f} ms (best {searched[3]:.1f}), {searched[1]} q with search and "
-            "sort on"
+            f"slowest page of 20 POIs: {current[worst]['ms']:.1f} ms ({worst}); heaviest: "
+            f"{current[heaviest]['kib']:.0f} KiB ({heaviest}); targets: 100 ms, 150 KB"
         )
 
 

@@ -107,6 +107,12 @@ class PointOfInterest(models.Model):
                 fields=["city", "source_id"], name="unique_poi_source_id_per_city"
             )
         ]
+        indexes = [
+            # The review dashboard's order (city, name, pk): a page walks the index and stops.
+            models.Index(fields=["city", "name", "id"], name="poi_city_name"),
+            # The dashboard's data stamp: the last POI saved, one index look-up.
+            models.Index(fields=["updated_at"], name="poi_updated_at"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.city})"

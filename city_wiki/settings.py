@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 from city_wiki.secret_key import development_secret_key
@@ -74,6 +75,7 @@ INSTALLED_APPS = [
     "django_q",
     "cities",
     "image_ranking",
+    "workflow",
 ]
 
 MIDDLEWARE = [
@@ -158,19 +160,21 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
 
 LOGIN_URL = "admin:login"
 
-# Content-Security-Policy of every response (city_wiki/middleware.py adds each of
-# IMAGE_DOWNLOAD_ORIGINS to img-src, since the dashboard shows candidates from Commons).
+# Content-Security-Policy of every response, built by django-csp (city_wiki/middleware.py adds
+# each of IMAGE_DOWNLOAD_ORIGINS to img-src, since the dashboard shows candidates from Commons).
 # Scripts are only the app's own static files (htmx, dashboard.js, the admin's); styles also
 # allow inline style attributes, which the templates use (e.g. progress bar widths).
 CONTENT_SECURITY_POLICY = {
-    "default-src": ["'self'"],
-    "img-src": ["'self'", "data:"],
-    "script-src": ["'self'"],
-    "style-src": ["'self'", "'unsafe-inline'"],
-    "frame-ancestors": ["'none'"],
-    "object-src": ["'none'"],
-    "base-uri": ["'self'"],
-    "form-action": ["'self'"],
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "frame-ancestors": [NONE],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+    }
 }
 
 # --- Production hardening (all of `check --deploy`) ------------------------------------------

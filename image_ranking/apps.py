@@ -8,6 +8,7 @@ class ImageRankingConfig(AppConfig):
     verbose_name = "Image ranking"
 
     def ready(self) -> None:
+        # Imported here, as Django asks: they use models, which load after the app configs.
         from django_q.signals import post_spawn
 
         from image_ranking import checks  # noqa: F401 (registers the system checks)

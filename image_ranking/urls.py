@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from image_ranking.review import bulk, run_views, views
+from image_ranking.review import bulk, focus, report, run_views, selection, view_export, views
 
 app_name = "image_ranking"
 
@@ -16,12 +16,18 @@ urlpatterns = [
     path("candidate/<int:candidate_id>/label/", views.label_candidate, name="label_candidate"),
     path("candidate/<int:candidate_id>/use/", views.use_candidate, name="use_candidate"),
     path("candidate/<int:candidate_id>/only/", bulk.good_others_bad, name="good_others_bad"),
+    path("review/", focus.focused_review, name="focus"),
+    path("report/", report.coverage_report, name="report"),
+    path("selection/", selection.act_on_selection, name="selection"),
     path("labels/undo/", views.undo_label, name="undo"),
     path("labels/bootstrap/", views.bootstrap_labels, name="bootstrap"),
     path("labels/export.csv", views.export_labels, {"fmt": "csv"}, name="export_csv"),
     path("labels/export.jsonl", views.export_labels, {"fmt": "jsonl"}, name="export_jsonl"),
+    path("view.csv", view_export.export_view, {"fmt": "csv"}, name="export_view_csv"),
+    path("view.jsonl", view_export.export_view, {"fmt": "jsonl"}, name="export_view_jsonl"),
     path("runs/", run_views.start_ranking_run, name="start_run"),
     path("runs/<int:run_id>/", run_views.run_progress, name="run_progress"),
     path("runs/<int:run_id>/cancel/", run_views.cancel_ranking_run, name="cancel_run"),
+    path("calibration/", views.calibration_panel, name="calibration"),
     path("calibration/adopt/", views.adopt_threshold, name="adopt_threshold"),
 ]

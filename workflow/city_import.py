@@ -6,107 +6,38 @@ Each helper runs Django ORM code and sync services through `sync_to_async(...,
 thread_sensitive=True)` (Django's ORM must not run on the event loop, and one thread keeps one
 connection) and records its outcome under its own key of the shared result dict.
 
+Importing this module has no side effect; it needs Django set up, as every module with models
+does. The command line is `manage.py import_city` (workflow/management/commands/), served
+deployments start from `workflow.served`.
+
 The original flow's other steps (Wikivoyage import, confirmation pause, geocoding, duplicate
 merging, OSM ID lookup from a PBF file) need services this project does not have; they live in
 the original city_wiki project. There the ranking step runs after the OSM ID lookup.
-
-Command line (works without a Prefect server: it then starts a temporary local one):
-    python -m workflow.city_import EXPORT.json [--scope missing|all] [--threshold X]
-        [--no-wait] [--inline] [--timeout S] [--no-ranking]
-    python -m workflow.city_import --serve import-city   # a deployment on a Prefect server
 """
 
 from __future__ import annotations
 
-import atexit
-import os
-import socket
-import subprocess
-import sys
+import asyncio
+import time
+from dataclasses import asdict
+from typing import Any
 
-import django
+from asgiref.sync import sync_to_async
+from django.db import connections
+from prefect import flow, get_run_logger, task
+from prefect.task_runners import ThreadPoolTaskRunner
 
-
-def _start_temporary_server() -> tuple[subprocess.Popen, str] | None:
-    """Start Prefect's API server for this command-line run, before anything else loads.
-
-    Without PREFECT_API_URL, Prefect itself would start the same temporary server when the flow
-    begins: after this module's imports and its own in-process import of the server code.
-    Started first, the server boots (about 5 s, plus 5 s of database migrations in a new
-    PREFECT_HOME) while Django and Prefect load here: a run took 6.5-7 s instead of 9-13 s, 12-13 s
-    instead of 15-16 s with a new PREFECT_HOME. `main()` waits for it to answer; it stops at
-    exit. Not for --serve or --help, nor with PREFECT_API_URL set.
-    """
-    arguments = sys.argv[1:]
-    if __name__ != "__main__" or os.environ.get("PREFECT_API_URL"):
-        return None
-    if any(a in ("-h", "--help") or a.startswith("--serve") for a in arguments):
-        return None
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {
-        **os.environ,
-        "PREFECT_UI_ENABLED": "false",
-        "PREFECT__SERVER_EPHEMERAL": "1",  # what Prefect sets for its temporary server
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # must not phone home
-        "PREFECT_API_BLOCKS_REGISTER_ON_START": "false",  # the flow uses no blocks
-    }
-    command = [sys.executable, "-m", "uvicorn", "--factory"]
-    command += ["prefect.server.api.server:create_app", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--log-level", "error", "--lifespan", "on"]
-    server = subprocess.Popen(command, env=env)
-    # At exit, after Prefect's log and event workers (registered later, so run first) have
-    # sent what they hold to it.
-    atexit.register(_stop_temporary_server, server)
-    return server, f"http://127.0.0.1:{port}"
-
-
-def _stop_temporary_server(server: subprocess.Popen) -> None:
-    server.terminate()
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-
-
-_temporary_server = _start_temporary_server()
-
-# Like the original: Django must be set up before any model is imported.
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "city_wiki.settings")
-django.setup()
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from dataclasses import asdict  # noqa: E402
-from typing import Any  # noqa: E402
-
-from asgiref.sync import sync_to_async  # noqa: E402
-from django.db import connections  # noqa: E402
-from prefect import flow, get_run_logger, task  # noqa: E402
-from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
-
-from cities.models import City  # noqa: E402
-from cities.services.city_import import CityExportError, import_city_export_file  # noqa: E402
-from image_ranking.models import RankingRun, Scope  # noqa: E402
-from image_ranking.runs import service as runs  # noqa: E402
-from image_ranking.runs.sweep import sweep_run  # noqa: E402
+from cities.models import City
+from cities.services.city_import import CityExportError, import_city_export_file
+from image_ranking.models import RankingRun, Scope
+from image_ranking.runs import service as runs
+from image_ranking.runs.sweep import sweep_run
 
 # 500 Commons API requests per hour (the anonymous default) rank ~370 POIs in ~45 minutes;
 # a bigger city or a busy queue needs more, so the default leaves generous headroom.
 DEFAULT_TIMEOUT = 4 * 3600.0
 POLL_INTERVAL = 2.0
 BATCH_SIZE = 50  # progress is logged after every BATCH_SIZE POIs (the spec's batches of 50)
-
-
-class TemporaryServerError(RuntimeError):
-    """The temporary Prefect server of a command-line run did not start."""
 
 
 class RankingTimeoutError(TimeoutError):
@@ -331,142 +262,3 @@ async def import_city(
     finally:
         # A long-lived Prefect process must not keep idle connections in the shared thread.
         await _db(_close_connections)()
-
-
-# --- Command line -----------------------------------------------------------------------------
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m workflow.city_import",
-        description="Run the Prefect flow import_city: import a city export, then rank the "
-        "images of its POIs in lists. Without PREFECT_API_URL, Prefect runs a temporary "
-        "local server for this run.",
-    )
-    parser.add_argument("export_file", nargs="?", help="a city export (JSON)")
-    parser.add_argument("--scope", choices=Scope.values, default=Scope.MISSING)
-    parser.add_argument("--threshold", type=float, default=None, help="default: the setting")
-    parser.add_argument(
-        "--no-wait", dest="wait", action="store_false", help="enqueue the jobs and return"
-    )
-    parser.add_argument(
-        "--inline", action="store_true", help="rank in this process (no Django-Q cluster)"
-    )
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds")
-    parser.add_argument(
-        "--no-ranking", dest="rank_images", action="store_false", help="import only"
-    )
-    parser.add_argument(
-        "--serve",
-        metavar="DEPLOYMENT",
-        help="instead of one run: register a deployment of the flow on the Prefect server "
-        "(PREFECT_API_URL) and run what it schedules until stopped",
-    )
-    return parser
-
-
-# The project's loggers whose news the flow logs itself, in its run log: only warnings here.
-_TOLD_BY_THE_FLOW = ("cities.services.city_import", "image_ranking.runs.service", "django-q")
-
-
-def _each_message_once() -> None:
-    """Django's LOGGING gives the project's loggers a console handler and Prefect gives the
-    root logger one, so each record was printed twice (and the import summary a third time,
-    by the flow). Here the project's records go to Prefect's console only."""
-    if logging.getLogger().handlers:  # Prefect's console handler
-        for name in ("cities", "image_ranking", "workflow"):
-            logging.getLogger(name).handlers.clear()
-    for name in _TOLD_BY_THE_FLOW:
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-@contextmanager
-def _prefect_api() -> Iterator[None]:
-    """Use the temporary server started with this module, once it answers."""
-    if _temporary_server is None:
-        yield
-        return
-    from prefect.settings import (
-        PREFECT_API_URL,
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
-        PREFECT_UI_URL,
-        get_current_settings,
-        temporary_settings,
-    )
-
-    server, url = _temporary_server
-    if get_current_settings().api.url:  # the active Prefect profile names a server: use it
-        _stop_temporary_server(server)
-        yield
-        return
-    print(f"Starting temporary Prefect server on {url} (no PREFECT_API_URL)", file=sys.stderr)
-    _wait_for(server, url, max(60, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
-    # No UI on this server, and it stops at exit: no "View at" link to it.
-    with temporary_settings(updates={PREFECT_API_URL: f"{url}/api", PREFECT_UI_URL: ""}):
-        yield
-
-
-def _wait_for(server: subprocess.Popen, url: str, timeout: float) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise TemporaryServerError(
-                f"the temporary Prefect server stopped (exit status {server.returncode})"
-            )
-        try:
-            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TemporaryServerError(f"the temporary Prefect server did not answer within {timeout:g} s")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.serve:
-        # Served runs start in a subprocess that unpickles the flow: take it from the importable
-        # module (pickled by reference), not from `__main__` (pickled by value, with Django's
-        # thread-local connections, which cannot be pickled).
-        from workflow.city_import import import_city as importable_flow
-
-        importable_flow.serve(name=args.serve)
-        return 0
-    if not args.export_file:
-        parser.error("the export file is required (unless --serve)")
-    if args.timeout <= 0:
-        print("--timeout must be positive", file=sys.stderr)
-        return 2
-    # Should Prefect start its own temporary server after all (main() called from Python):
-    # that one must not phone home either.
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    _each_message_once()
-    try:
-        with _prefect_api():
-            result = asyncio.run(
-                import_city(
-                    args.export_file,
-                    rank_images=args.rank_images,
-                    scope=args.scope,
-                    threshold=args.threshold,
-                    wait=args.wait,
-                    timeout=args.timeout,
-                    inline=args.inline,
-                )
-            )
-    except ImportCityError as exc:
-        print(json.dumps(exc.result, indent=2, default=str))
-        print(str(exc), file=sys.stderr)
-        return 1
-    except TemporaryServerError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(result, indent=2, default=str))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -44,12 +44,3 @@ def cap(seconds: float) -> float:
     """`seconds`, shortened to what the budget has left."""
     left = remaining()
     return seconds if left is None else min(seconds, left)
-
-
-def ensure(seconds_needed: float, what: str) -> None:
-    """Raise BudgetExhausted when `what` would need more time than the budget has left."""
-    left = remaining()
-    if left is not None and seconds_needed > left:
-        raise BudgetExhausted(
-            f"{what} needs {seconds_needed:.0f} s, only {left:.0f} s left of the POI's time budget"
-        )

@@ -24,7 +24,7 @@ import requests
 from django.conf import settings
 
 from image_ranking.commons import budget
-from image_ranking.commons.client import (
+from image_ranking.commons.etiquette import (
     BadRetryAfter,
     retry_after_seconds,
     slot_wait_message,
@@ -38,8 +38,6 @@ from image_ranking.commons.transport import (
     origin_of,
     socket_timeouts,
 )
-
-__all__ = ["DownloadError", "fetch_image_bytes", "is_allowed", "origin_of"]
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,7 @@ from django.db import transaction
 from PIL import Image
 
 from cities.models import PointOfInterest
-from image_ranking.commons.budget import BudgetExhausted
-from image_ranking.commons.client import CommonsCandidate, has_geodata
+from image_ranking.commons.answers import CommonsCandidate, has_geodata
 from image_ranking.commons.downloads import DownloadError, fetch_image_bytes
 from image_ranking.commons.renditions import rendition_or_original
 from image_ranking.models import Candidate, PoiRanking
@@ -158,8 +157,6 @@ def _thumbnail(item: Scored) -> Image.Image | None:
         item.transient = exc.transient
     except ImageRejected as exc:
         item.error = f"thumbnail rejected: {exc}"[:500]
-    except BudgetExhausted:
-        raise  # the POI as a whole ran out of time: recorded as failed, not settled lower
     except Exception as exc:
         item.error = f"thumbnail unreadable: {type(exc).__name__}: {exc}"[:500]
     logger.info("Candidate %r: %s", item.source.title, item.error)

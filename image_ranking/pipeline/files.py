@@ -20,6 +20,7 @@ from typing import Any
 
 from cities.models import PointOfInterest
 from cities.paths import safe_segment
+from image_ranking.models import PoiRanking
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +57,6 @@ def delete_if_unreferenced(storage: Any, name: str) -> bool:
 
 def _others_may_write(poi: PointOfInterest) -> bool:
     """Another POI of the city maps to the same plain name and is being ranked right now."""
-    from image_ranking.models import PoiRanking
-
     segment = safe_segment(poi.name, "poi")
     namesakes = [
         pk

@@ -68,6 +68,32 @@ class Decision:
     tie_break: bool = True  # a pipeline winner naming this POI may take another POI's photo
 
 
+@dataclass
+class Job:
+    """One claimed POI being ranked, and what every decision recorded for it carries."""
+
+    poi: PointOfInterest
+    ranking: PoiRanking
+    token: str
+    run_id: int | None
+    threshold: float
+
+    @property
+    def has_real_image(self) -> bool:
+        """Flags are for POIs that lack a photo; one with a real image is never flagged."""
+        return bool(self.poi.image_file) and not self.ranking.uses_fallback
+
+    def offer(self, decision: Decision, **fields: Any) -> shared_photos.Conflict | None:
+        """Record `decision` with the job's fields, unless its new image is another POI's
+        photo (the conflict is returned, nothing written)."""
+        decision.fields = {"threshold": self.threshold, **fields, **decision.fields}
+        return record(self.poi, self.token, decision, run_id=self.run_id)
+
+    def record(self, decision: Decision, **fields: Any) -> Decision:
+        self.offer(decision, **fields)
+        return decision
+
+
 def record(
     poi: PointOfInterest, token: str, decision: Decision, *, run_id: int | None = None
 ) -> shared_photos.Conflict | None:

@@ -17,6 +17,8 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from cities.models import PointOfInterest
+
 NAMES_THIS = 2
 NEUTRAL = 1
 NAMES_OTHER = 0
@@ -112,8 +114,6 @@ def _as_fully(place: Place, other: Place, text: set[str]) -> bool:
 
 def city_places(poi) -> tuple[Place, list[Place]]:
     """The POI and the other POIs of its city, as Places (one query)."""
-    from cities.models import PointOfInterest
-
     city_name = poi.city.name
     names = (
         PointOfInterest.objects.filter(city_id=poi.city_id)

@@ -13,12 +13,16 @@ from typing import Any
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_POST
 
 from image_ranking.models import Candidate
 from image_ranking.review import labels
-from image_ranking.review.answers import FOCUS_HEADER, answer_card  # noqa: F401 (FOCUS_HEADER: tests)
+from image_ranking.review.answers import (  # noqa: F401 (FOCUS_HEADER: tests)
+    FOCUS_HEADER,
+    answer_card,
+    answer_cards,
+    candidate_or_answer,
+)
 
 
 def good_and_others_bad(candidate: Candidate, *, user: Any = None) -> list[labels.LabelChange]:
@@ -42,7 +46,9 @@ def good_and_others_bad(candidate: Candidate, *, user: Any = None) -> list[label
 def good_others_bad(request: HttpRequest, candidate_id: int) -> HttpResponse:
     """POST only (CSRF like every form). With htmx: the POI's card, the counts and the
     calibration panel (labels changed); without, a redirect back with a message."""
-    candidate = get_object_or_404(Candidate.objects.select_related("poi"), pk=candidate_id)
+    candidate, answer = candidate_or_answer(request, candidate_id)
+    if answer:
+        return answer
     changes = good_and_others_bad(candidate, user=request.user)
     labels.push_undo_group(request.session, changes)
     bad = len(changes) - 1
@@ -51,12 +57,12 @@ def good_others_bad(request: HttpRequest, candidate_id: int) -> HttpResponse:
 
 
 def undo_group(request: HttpRequest, step: labels.UndoStep) -> HttpResponse:
-    """Take back a bulk action (one undo step): every label as it was, and the POI's card,
-    focus on the tile of the image the action had marked good (its first change)."""
+    """Take back a bulk action (one undo step): every label as it was, and the cards of its
+    POIs, focus on the tile of the image the action changed first."""
     taken = labels.undo_group(step.changes)
-    return answer_card(
+    return answer_cards(
         request,
-        step.poi_id,
+        step.poi_ids,
         undone_message(taken),
         labels_changed=True,
         focus_url=step.changes[0].image_url,

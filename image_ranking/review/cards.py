@@ -7,14 +7,13 @@ open run items (their live state) in one more (`review.live`).
 
 from __future__ import annotations
 
-import functools
-import json
+import math
 import mimetypes
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import SuspiciousFileOperation
-from django.db.models import F, Prefetch, QuerySet
+from django.db.models import F, Prefetch
 from django.db.models.fields.files import FieldFile
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
@@ -25,15 +24,16 @@ from image_ranking.models import Candidate, ImageTrainingData, PoiRanking, Ranki
 Source = ImageTrainingData.Source
 
 
-@functools.cache
-def _url_pattern(name: str) -> str:
-    """The URL of route `name` with a `{}` for the id: one reverse() per process, not one per
-    button (reverse() was a quarter of a 50-POI page's render time)."""
-    return reverse(f"image_ranking:{name}", args=[987654321]).replace("987654321", "{}")
-
-
 def url_for(name: str, pk: int) -> str:
-    return _url_pattern(name).format(pk)
+    return reverse(f"image_ranking:{name}", args=[pk])
+
+
+def focus_href(poi_id: int, key: str = "") -> str:
+    """The focused review of a POI (and one of its images), relative to the dashboard: short,
+    since every tile links to it; dashboard.js adds the page's filters."""
+    if not poi_id:  # a candidate's key names its POI too
+        return f"review/?img={key}"
+    return f"review/?poi={poi_id}" + (f"&img={key}" if key else "")
 
 
 def safe_link(url: str) -> str:
@@ -49,12 +49,12 @@ def safe_link(url: str) -> str:
 
 
 def commons_link(url: str) -> str:
-    """`url` only when it is an absolute http(s) URL: the lightbox's "on Commons" link must
+    """`url` only when it is an absolute http(s) URL: the focused review's "on Commons" link must
     leave for Commons itself, never for a local path, `//host` or `javascript:`."""
     return url if url.startswith(("https://", "http://")) else ""
 
 
-LIGHTBOX_WIDTH = 1280  # the lightbox's rendition: large, yet a standard Commons step
+LARGE_WIDTH = 1280  # the focused review's rendition: large, yet a standard Commons step
 
 
 def rank_score(candidate: Candidate) -> float | None:
@@ -68,22 +68,81 @@ class Tile:
     """One image of a POI (the current one or a candidate) with its label state; everything
     the template needs is computed here, so rendering a tile is only substitutions."""
 
-    key: str  # DOM id suffix
+    key: str  # DOM id suffix: "p<poi id>" for the current image, "c<candidate id>"
     image_url: str
     thumb_url: str
-    label_url: str
     label: str = ""
     label_source: str = ""
     candidate: Candidate | None = None
     below_threshold: bool = False
-    use_url: str = ""
+    in_use: bool = False  # the candidate is the POI's image now: no "Use this image"
+    siblings: bool = False  # the POI has other candidates: "Only this" makes sense
     fallback: bool = False  # the current image is the category fallback
-    threshold: float | None = None  # the card's threshold, for the lightbox's reasons
+    threshold: float | None = None  # the card's threshold, for the focused review's reasons
     # The current image's candidate (the pipeline's or a curator's choice), for its details.
     source: Candidate | None = None
-    bulk_url: str = ""  # "this one good, the POI's other candidates bad" (review.bulk)
-    stored_size: int | None = None  # the current image's file, in bytes (None: unreadable)
+    image_file: FieldFile | None = None  # the current image's stored file
     chosen_by_curator: bool = False  # the winner is a curator's "Use this image", not a run's
+
+    # The action URLs: read by the focused review only (the grid's action bar builds them from
+    # the tile's id), so a page of 220 tiles reverses none of them.
+    @property
+    def label_url(self) -> str:
+        if self.candidate is None:
+            return url_for("label_current", int(self.key[1:]))
+        return url_for("label_candidate", self.candidate.pk)
+
+    @property
+    def use_url(self) -> str:
+        return (
+            ""
+            if self.candidate is None or self.in_use
+            else url_for("use_candidate", self.candidate.pk)
+        )
+
+    @property
+    def bulk_url(self) -> str:
+        """ "This one good, the POI's other candidates bad" (review.bulk)."""
+        return (
+            url_for("good_others_bad", self.candidate.pk)
+            if self.candidate and self.siblings
+            else ""
+        )
+
+    @property
+    def stored_size(self) -> int | None:
+        """The current image's file, in bytes (None: unreadable or no file)."""
+        return stored_size(self.image_file) if self.image_file else None
+
+    @property
+    def focus_href(self) -> str:
+        """The current image: its POI's review; a candidate: its own (its key names the POI)."""
+        return (
+            focus_href(int(self.key[1:])) if self.key.startswith("p") else focus_href(0, self.key)
+        )
+
+    @property
+    def aspect(self) -> tuple[int, int] | None:
+        """The photo's width and height, reduced (4000x3000 -> 4, 3): the tile's box has its
+        shape before the thumbnail loads."""
+        c = self.candidate
+        if not (c and c.width and c.height):
+            return None
+        d = math.gcd(c.width, c.height)
+        w, h = c.width // d, c.height // d
+        if w > 1000 or h > 1000:  # no small ratio: three digits are exact enough
+            scale = max(w, h) / 1000
+            w, h = max(1, round(w / scale)), max(1, round(h / scale))
+        return w, h
+
+    @property
+    def acts(self) -> str:
+        """What the action bar offers on this tile: l label, u use this image, o only this."""
+        return (
+            ("l" if self.can_label else "")
+            + ("u" if self.can_use else "")
+            + ("o" if self.candidate and self.siblings else "")
+        )
 
     @property
     def winner_badge(self) -> str:
@@ -140,7 +199,7 @@ class Tile:
 
     @property
     def can_use(self) -> bool:
-        return bool(self.use_url) and not self.photo_of_another
+        return bool(self.candidate) and not self.in_use and not self.photo_of_another
 
     @property
     def penalised(self) -> bool:
@@ -151,7 +210,7 @@ class Tile:
 
     @property
     def large_url(self) -> str:
-        """The lightbox's image: the candidate's 1280 px rendition (the original when it is
+        """The focused review's image: the candidate's 1280 px rendition (the original when it is
         smaller or Commons cannot render one), or the stored file for the current image."""
         c = self.candidate
         if c is None:
@@ -159,14 +218,14 @@ class Tile:
         from image_ranking.commons.renditions import rendition_or_original
 
         try:
-            url = rendition_or_original(c, LIGHTBOX_WIDTH, original_if_unrenderable=True)
+            url = rendition_or_original(c, LARGE_WIDTH, original_if_unrenderable=True)
         except ValueError:
             url = c.image_url
         return safe_link(url)
 
-    def lightbox(self) -> dict[str, Any]:
-        """What the lightbox shows of this image, read by dashboard.js from the tile's
-        `data-lightbox`: the page already has it, so opening costs no request."""
+    def details(self) -> dict[str, Any]:
+        """What the focused review shows of this image (its facts and why it won or lost),
+        computed only when a curator opens it: no tile of the grid carries it."""
         c = self.candidate or self.source
         # The current image's facts are the stored file's (resized to fit 800x600), not those
         # of the Commons original it came from; its resolution is read from it in the browser.
@@ -194,10 +253,6 @@ class Tile:
                 "Category fallback image" if self.fallback else "Stored image"
             )
         return info
-
-    @property
-    def lightbox_json(self) -> str:
-        return json.dumps(self.lightbox(), ensure_ascii=False)
 
     @staticmethod
     def _score_text(c: Candidate | None) -> str:
@@ -275,6 +330,10 @@ class Card:
     live_outcome: str = ""
     live_run_id: int | None = None
     live_run_kind: str = ""
+
+    @property
+    def focus_href(self) -> str:
+        return focus_href(self.poi.pk)
 
     @property
     def rerank_url(self) -> str:
@@ -357,28 +416,45 @@ def stored_size(image_file: FieldFile) -> int | None:
 _CURATOR = PoiRanking.Origin.CURATOR
 
 
-def card_queryset() -> QuerySet[PointOfInterest]:
-    return PointOfInterest.objects.select_related(
-        "city", "ranking", "ranking__validation"
-    ).prefetch_related(
-        Prefetch(
-            "candidates",
-            # Best first: eligible ones by the score the winner choice uses (unscored last),
-            # then the ineligible ones.
-            queryset=Candidate.objects.order_by(
-                "-eligible",
-                F("rank_score").desc(nulls_last=True),
-                F("score").desc(nulls_last=True),
-                "search_rank",
-            ),
-        ),
-        Prefetch("training_labels", queryset=ImageTrainingData.objects.order_by()),
-        Prefetch("lists", queryset=PoiList.objects.only("pk", "title").order_by("title")),
-    )
+# Best first: eligible ones by the score the winner choice uses (unscored last), then the
+# ineligible ones.
+CANDIDATE_ORDER = (
+    "-eligible",
+    F("rank_score").desc(nulls_last=True),
+    F("score").desc(nulls_last=True),
+    "search_rank",
+)
 
 
-def build_card(poi: PointOfInterest, default_threshold: float) -> Card:
-    """A card from a POI fetched through `card_queryset` (no further queries)."""
+def cards_of(poi_ids: list[int], default_threshold: float) -> dict[int, Card]:
+    """The cards of these POIs (4 queries: POIs with city, ranking and flag; candidates;
+    labels; lists). Candidates and labels are read as plain rows and grouped here: Django's
+    prefetch would also set each row's link back to its POI, a third of a page's time."""
+    pois = PointOfInterest.objects.select_related("city", "ranking", "ranking__validation")
+    pois = pois.prefetch_related(
+        Prefetch("lists", queryset=PoiList.objects.only("pk", "title").order_by("title"))
+    ).filter(pk__in=poi_ids)
+    candidates: dict[int, list[Candidate]] = {}
+    for c in Candidate.objects.filter(poi_id__in=poi_ids).order_by(*CANDIDATE_ORDER):
+        candidates.setdefault(c.poi_id, []).append(c)
+    labels: dict[int, list[ImageTrainingData]] = {}
+    for row in ImageTrainingData.objects.filter(poi_id__in=poi_ids).order_by():
+        labels.setdefault(row.poi_id, []).append(row)
+    return {
+        poi.pk: build_card(
+            poi, default_threshold, candidates.get(poi.pk, []), labels.get(poi.pk, [])
+        )
+        for poi in pois
+    }
+
+
+def build_card(
+    poi: PointOfInterest,
+    default_threshold: float,
+    candidates: list[Candidate],
+    label_rows: list[ImageTrainingData],
+) -> Card:
+    """A card from a POI, its candidates (best first) and its labels (no further queries)."""
     try:
         ranking = poi.ranking
     except PoiRanking.DoesNotExist:
@@ -386,7 +462,7 @@ def build_card(poi: PointOfInterest, default_threshold: float) -> Card:
     threshold = (
         ranking.threshold if ranking and ranking.threshold is not None else default_threshold
     )
-    labels = {row.image_url: row for row in poi.training_labels.all()}
+    labels = {row.image_url: row for row in label_rows}
 
     def labelled(tile: Tile) -> Tile:
         row = labels.get(tile.image_url)
@@ -403,20 +479,18 @@ def build_card(poi: PointOfInterest, default_threshold: float) -> Card:
                 image_url=url,
                 # A replaced image often keeps its URL: the version defeats the browser cache.
                 thumb_url=f"{url}?v={int(poi.updated_at.timestamp())}",
-                label_url=url_for("label_current", poi.pk),
+                image_file=poi.image_file,
             )
         )
         current.fallback = bool(ranking and ranking.uses_fallback)
-        current.stored_size = stored_size(poi.image_file)
     has_real_image = current is not None and not current.fallback
     if has_real_image and ranking and ranking.image_origin in PoiRanking.STORED_FROM_CANDIDATE:
-        current.source = next((c for c in poi.candidates.all() if c.is_winner), None)
+        current.source = next((c for c in candidates if c.is_winner), None)
 
     def below(c: Candidate) -> bool:
         score = rank_score(c)
         return score is not None and score < threshold
 
-    candidates = list(poi.candidates.all())
     curator_chose = bool(has_real_image and ranking and ranking.image_origin == _CURATOR)
     tiles = [
         labelled(
@@ -427,10 +501,9 @@ def build_card(poi: PointOfInterest, default_threshold: float) -> Card:
                 candidate=c,
                 below_threshold=below(c),
                 threshold=threshold,
-                label_url=url_for("label_candidate", c.pk),
                 # "Use this image" for any candidate but the one already in use.
-                use_url="" if c.is_winner and has_real_image else url_for("use_candidate", c.pk),
-                bulk_url=url_for("good_others_bad", c.pk) if len(candidates) > 1 else "",
+                in_use=c.is_winner and has_real_image,
+                siblings=len(candidates) > 1,
                 chosen_by_curator=c.is_winner and curator_chose,
             )
         )

@@ -26,8 +26,12 @@ def _model_field() -> forms.ChoiceField:
     return forms.ChoiceField(required=False, choices=[("", "")] + [(m, m) for m in model_choices()])
 
 
+SEARCH_MAX = 100  # characters of a name search; a longer one is shortened, and the page says so
+
+
 class FilterForm(forms.Form):
-    q = forms.CharField(required=False, max_length=100, strip=True)
+    # Any length is taken (a pasted name, an old link) and shortened to SEARCH_MAX, never a 400.
+    q = forms.CharField(required=False, max_length=2000, strip=True)
     city = forms.IntegerField(required=False, min_value=1)
     list = forms.IntegerField(required=False, min_value=1)
     status = forms.ChoiceField(required=False, choices=[("", "All"), *STATUSES.items()])
@@ -53,10 +57,14 @@ class FilterForm(forms.Form):
             data["list"] = None
         return data
 
+    @property
+    def search_clipped(self) -> bool:
+        return len(self.cleaned_data.get("q") or "") > SEARCH_MAX
+
     def filters(self) -> Filters:
         data = self.cleaned_data
         return Filters(
-            q=data.get("q") or "",
+            q=(data.get("q") or "")[:SEARCH_MAX].strip(),
             city_id=data.get("city"),
             list_id=data.get("list"),
             status=data.get("status") or "",

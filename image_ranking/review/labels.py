@@ -227,6 +227,11 @@ class UndoStep:
     def poi_id(self) -> int:
         return self.changes[0].poi_id
 
+    @property
+    def poi_ids(self) -> list[int]:
+        """The POIs the step changed, in the order it changed them."""
+        return list(dict.fromkeys(change.poi_id for change in self.changes))
+
 
 def _push(session, entry: dict[str, Any] | list[dict[str, Any]]) -> None:
     stack = list(session.get(UNDO_KEY, []))
@@ -239,12 +244,11 @@ def push_undo(session, change: LabelChange) -> None:
 
 
 def push_undo_group(session, changes: Iterable[LabelChange]) -> None:
-    """One undo step for the changes of one action on one POI (undone together, last first)."""
+    """One undo step for the changes of one action ("Only this" on one POI, or a label given
+    to a selection across POIs): undone together, last first."""
     changes = list(changes)
     if not changes:
         return
-    if len({change.poi_id for change in changes}) != 1:
-        raise ValueError("an undo group holds the changes of one POI")
     _push(session, [change.to_session() for change in changes])
 
 
@@ -431,11 +435,11 @@ def _export_row(row, candidate, image_url, is_current, current_url, origin, abso
     }
 
 
-def csv_lines(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+def csv_lines(rows: Iterable[dict[str, Any]], fields: list[str] = EXPORT_FIELDS) -> Iterator[str]:
     """The rows as CSV for a spreadsheet: every text cell that it would run as a formula is
     escaped (`_cell`). Only here: `jsonl_lines` keeps the data exact for programs."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
+    writer = csv.DictWriter(buffer, fieldnames=fields)
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _cell(v) for k, v in row.items()})

@@ -137,9 +137,9 @@ def cancel_summary(run: RankingRun, tally: RunTally, still_finishing: bool) -> s
     ]
     detail = f" ({', '.join(parts)})" if parts else ""
     if still_finishing:
-        poi = "POI" if tally.running == 1 else "POIs"
+        being = "POI being ranked finishes" if tally.running == 1 else "POIs being ranked finish"
         return (
-            f"Cancelling: {tally.running} {poi} being ranked finish first; {done} of "
+            f"Cancelling: {tally.running} {being} first; {done} of "
             f"{tally.total} ranked so far{detail}, {tally.cancelled} not started."
         )
     text = (

@@ -10,6 +10,7 @@ changed then.
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlencode
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import (
@@ -21,7 +22,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404, render
 from django.template.defaultfilters import pluralize
 from django.template.loader import render_to_string
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
 from cities.models import City, PointOfInterest
@@ -41,13 +42,16 @@ from image_ranking.review.answers import (
     answer_panel,
     answer_tile,
     bad_request,
+    candidate_or_answer,
     card_html,
     error,
     page_url,
     post_filters,
+    refused_card,
     return_to_query,
 )
 from image_ranking.review.forms import (
+    SEARCH_MAX,
     BootstrapForm,
     FilterForm,
     LabelForm,
@@ -62,6 +66,16 @@ LABELS_BOOTSTRAPPED_EVENT = "labelsBootstrapped"
 
 # --- Pages ----------------------------------------------------------------------------------
 
+TILE_SIZES = {"s": "Small", "m": "Medium", "l": "Large"}
+TILE_SIZE_COOKIE = "ir_tiles"  # set by dashboard.js when the curator picks a size
+
+
+def tile_size(request: HttpRequest) -> str:
+    """The tile size the curator chose last (remembered in a cookie), rendered by the server so
+    the page never jumps from one size to another."""
+    size = request.COOKIES.get(TILE_SIZE_COOKIE, "")
+    return size if size in TILE_SIZES else "m"
+
 
 @staff_member_required
 @require_GET
@@ -70,40 +84,53 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return bad_request(form)
     filters = form.filters()
-    cities, poi_lists = selectors.filter_options(filters.city_id)
+    cities, poi_lists, lists_left_out = selectors.filter_options(filters.city_id, filters.list_id)
     if filters.city_id and filters.city_id not in {c.pk for c in cities}:
         return HttpResponseBadRequest("Unknown city.", content_type="text/plain")
     if filters.list_id and filters.list_id not in {pl.pk for pl in poi_lists}:
         return HttpResponseBadRequest("Unknown list.", content_type="text/plain")
     threshold = calibration.current_threshold()
-    page, cards = selectors.page_of_cards(filters, threshold)
+    header = selectors.counts(filters.city_id, filters.list_id)
+    page, cards = selectors.page_of_cards(filters, threshold, header)
     return_to = return_to_query(filters)
     watch = live.Watch(tuple(c.poi.pk for c in cards))
     run_panel = runpanel.panel(live.latest_run(), watch, runpanel.page_states(cards), return_to)
     context = {
         "filters": filters,
         "return_to": return_to,
+        "search_max": SEARCH_MAX,
+        "search_clipped": form.search_clipped,
+        "tile_size": tile_size(request),
+        "tile_sizes": TILE_SIZES.items(),
+        "view_query": urlencode(
+            {k: v for k, v in filters.query().items() if k not in ("page", "per_page", "model")}
+        ),
+        "report_query": urlencode(
+            {k: v for k, v in filters.query().items() if k in ("city", "list")}
+        ),
         "cities": cities,
         "poi_lists": poi_lists,
+        "lists_left_out": lists_left_out,
         "statuses": selectors.STATUSES,
         "sorts": {value: label for value, (label, _) in selectors.SORTS.items()},
         "per_page_choices": selectors.PER_PAGE_CHOICES,
-        "counts": selectors.counts(filters.city_id, filters.list_id),
+        "counts": header,
         "page": page,
         "cards": cards,
         "cards_html": rendering.render_cards(request, cards, return_to),
         "page_pois": ",".join(str(pk) for pk in watch.poi_ids),
         "prev_url": page_url(Filters(**{**filters.__dict__, "page": page.number - 1}))
-        if page.has_previous()
+        if page.has_previous
         else "",
         "next_url": page_url(Filters(**{**filters.__dict__, "page": page.number + 1}))
-        if page.has_next()
+        if page.has_next
         else "",
         "threshold": threshold,
         "calibration_model": calibration.model_name(),
         "models": calibration.model_choices(),
         "scopes": Scope.choices,
-        "calibration": calibration.calibrate(filters.model),
+        # The panel sits in the closed drawer: fetched when it opens, unless the URL picks a model.
+        "calibration": calibration.calibrate(filters.model) if filters.model else None,
         "undo_depth": labels.undo_depth(request.session),
         **run_panel.context(),
     }
@@ -142,7 +169,9 @@ def _label_message(change: labels.LabelChange, label: str | None) -> str:
 @staff_member_required
 @require_POST
 def label_candidate(request: HttpRequest, candidate_id: int) -> HttpResponse:
-    candidate = get_object_or_404(Candidate.objects.select_related("poi"), pk=candidate_id)
+    candidate, answer = candidate_or_answer(request, candidate_id)
+    if answer:
+        return answer
     form = LabelForm(request.POST)
     if not form.is_valid():
         return bad_request(form)
@@ -161,10 +190,11 @@ def label_current(request: HttpRequest, poi_id: int) -> HttpResponse:
     if not form.is_valid():
         return bad_request(form)
     if not poi.image_file:
-        return error(request, "This POI has no image to label.")
+        return refused_card(request, poi.pk, "This POI has no image to label.")
     if labels.uses_fallback(poi):
-        return error(
+        return refused_card(
             request,
+            poi.pk,
             "The category fallback image is not a photo of this POI and cannot be labelled: "
             "give it a photo with “Use this image” or Re-rank.",
         )
@@ -229,7 +259,9 @@ def use_candidate(request: HttpRequest, candidate_id: int) -> HttpResponse:
     from image_ranking.pipeline.storage import StorageError
     from image_ranking.runs.service import RunAlreadyActive, start_use
 
-    candidate = get_object_or_404(Candidate.objects.select_related("poi"), pk=candidate_id)
+    candidate, answer = candidate_or_answer(request, candidate_id)
+    if answer:
+        return answer
     taken = choice.taken_by(candidate)
     if taken is not None:
         return _not_used(request, candidate, taken)
@@ -254,8 +286,10 @@ def use_candidate(request: HttpRequest, candidate_id: int) -> HttpResponse:
 
 
 def _not_used(request: HttpRequest, candidate: Candidate, taken) -> HttpResponse:
-    return error(
+    """Refused: its card as it is now, with why (never a page swap)."""
+    return refused_card(
         request,
+        candidate.poi_id,
         f"Not used: “{candidate.title}” is {taken.reason()}. "
         "One photo, one place: choose another image for this POI.",
     )
@@ -296,11 +330,18 @@ def _rerank(
 
 
 @staff_member_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def set_search_query(request: HttpRequest, poi_id: int) -> HttpResponse:
-    """Keep a curator's query or File: titles for the POI, then re-rank it with them."""
+    """GET: the query form of the card (fetched when a curator opens "Searched for").
+    POST: keep a curator's query or File: titles for the POI, then re-rank it with them."""
     from image_ranking.review.search_query import SearchQueryForm, save_search
 
+    if request.method == "GET":
+        card = selectors.one_card(poi_id, calibration.current_threshold())
+        if card is None:
+            return HttpResponse("No such POI.", status=404, content_type="text/plain")
+        filters = filters_from_return_to(request.GET.get("return_to", ""))
+        return HttpResponse(rendering.render_query_form(request, card, return_to_query(filters)))
     poi = get_object_or_404(PointOfInterest, pk=poi_id)
     if not poi.lists.exists():
         return error(request, "Only POIs in a list are ranked.")
@@ -335,6 +376,23 @@ def apply_fallback(request: HttpRequest, poi_id: int) -> HttpResponse:
 
 
 # --- Calibration, bootstrap, export ---------------------------------------------------------
+
+
+@staff_member_required
+@require_GET
+def calibration_panel(request: HttpRequest) -> HttpResponse:
+    """The calibration panel alone: fetched when the curator opens the drawer."""
+    form = FilterForm(request.GET)
+    if not form.is_valid():
+        return bad_request(form)
+    filters = form.filters()
+    context = {
+        "calibration": calibration.calibrate(filters.model),
+        "models": calibration.model_choices(),
+        "filters": filters,
+        "return_to": return_to_query(filters),
+    }
+    return render(request, "image_ranking/_calibration.html", context)
 
 
 def _calibration_answer(request: HttpRequest, model: str, message: str) -> HttpResponse:

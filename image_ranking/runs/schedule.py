@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import logging
 
+from django.db import close_old_connections
+from django_q.models import Schedule
+
+from image_ranking.runs.sweep import sweep_active_runs
+
 logger = logging.getLogger(__name__)
 
 SWEEP_SCHEDULE = "image-ranking-sweep"
@@ -13,8 +18,6 @@ SWEEP_TASK = "image_ranking.runs.tasks.sweep_runs_task"
 
 def ensure_sweep_schedule(**kwargs) -> None:
     """post_migrate: the periodic sweep exists once, whatever the number of migrations."""
-    from django_q.models import Schedule
-
     Schedule.objects.update_or_create(
         name=SWEEP_SCHEDULE,
         defaults={"func": SWEEP_TASK, "schedule_type": Schedule.MINUTES, "minutes": 1},
@@ -23,10 +26,6 @@ def ensure_sweep_schedule(**kwargs) -> None:
 
 def sweep_on_spawn(sender=None, proc_name: str = "", **kwargs) -> None:
     """post_spawn (in the new worker process): sweep active runs; never stop the worker."""
-    from django.db import close_old_connections
-
-    from image_ranking.runs.sweep import sweep_active_runs
-
     try:
         close_old_connections()
         ended = sweep_active_runs()

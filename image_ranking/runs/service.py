@@ -23,7 +23,7 @@ from image_ranking.models import (
     RankingRunItem,
     Scope,
 )
-from image_ranking.runs import queue
+from image_ranking.runs import queue, tasks
 from image_ranking.runs.items import end_run, mark_started, task_group
 from image_ranking.runs.sweep import sweep_run
 
@@ -151,12 +151,10 @@ def start_run(
 def _rank_here(
     run: RankingRun, ids: list[int], options: dict[str, Any], progress: ProgressCallback | None
 ) -> None:
-    from image_ranking.runs.tasks import rank_poi_task  # late: loads the scorer stack
-
     mark_started(run.pk)
     try:
         for done, poi_id in enumerate(ids, start=1):
-            rank_poi_task(poi_id, **options)
+            tasks.rank_poi_task(poi_id, **options)
             if progress is not None:
                 progress(done, len(ids))
     except KeyboardInterrupt:

@@ -4,7 +4,7 @@ from image_ranking.scoring import get_scorer
 results = get_scorer().score(images)   # [ScoreResult(score, std), ...]
 """
 
-from .base import Scorer, ScoreResult, ScoringModelMissing
+from .base import SCORE_MAX, Scorer, ScoreResult, ScoringModelMissing
 from .registry import MODEL_NAMES, get_scorer
 
-__all__ = ["MODEL_NAMES", "ScoreResult", "Scorer", "ScoringModelMissing", "get_scorer"]
+__all__ = ["MODEL_NAMES", "SCORE_MAX", "ScoreResult", "Scorer", "ScoringModelMissing", "get_scorer"]

@@ -10,6 +10,8 @@ from typing import NamedTuple
 from django.conf import settings
 from PIL import Image
 
+SCORE_MAX = 10.0  # every model's score is on a 0-10 scale
+
 
 class ScoreResult(NamedTuple):
     """A 0-10 aesthetic score and, when the model gives a distribution, its spread."""

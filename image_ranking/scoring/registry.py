@@ -26,6 +26,7 @@ def get_scorer(model_name: str | None = None) -> Scorer:
         return scorer
     with _lock:
         if name not in _scorers:
+            # Only the chosen model's module (and its runtime) loads, and only when used.
             if name == "nima":
                 from .nima import NimaScorer
 

@@ -66,10 +66,14 @@ def test_label_a_candidate_good_it_is_marked_without_a_reload_and_stored(
     page.goto("/image-ranking/")
     mark_document(page)
 
+    page.locator("#tools summary").click()  # the drawer: its calibration panel comes on open
+    expect(page.locator("#calibration")).to_contain_text("0 good · 0 bad")
     tile = page.locator(f"#t-c{cand.pk}")
+    tile.hover()  # the action bar shows on the tile under the pointer
     tile.locator("button[data-key=good]").click()
 
     expect(tile).to_have_class(re.compile(r"\btile--good\b"))
+    tile.hover()
     expect(tile.locator("button[data-key=good]")).to_have_attribute("aria-pressed", "true")
     expect(page.locator("[data-count=labelled]")).to_have_text("1")
     expect(page.locator("#calibration")).to_contain_text("1 good · 0 bad")
@@ -80,6 +84,8 @@ def test_label_a_candidate_good_it_is_marked_without_a_reload_and_stored(
 
     # Reversible: clicking the pressed button again clears the label.
     tile.locator("button[data-key=good]").click()
+    expect(tile).not_to_have_class(re.compile(r"\btile--good\b"))
+    tile.hover()
     expect(tile.locator("button[data-key=good]")).to_have_attribute("aria-pressed", "false")
     expect(page.locator("[data-count=labelled]")).to_have_text("0")
     assert not ImageTrainingData.objects.exists()
@@ -93,13 +99,23 @@ def test_without_javascript_the_same_forms_work_with_a_full_page_load(
     page = logged_in_page(browser, live_server.url, curator, javascript=False)
     page.goto(f"/image-ranking/?city={city.pk}&status=missing&per_page=10")
 
+    # Without JavaScript the POI's name links to its focused review (the page's filters kept;
+    # a photo's own link is short: 220 a page), whose actions are plain forms.
     with page.expect_navigation():
-        page.locator(f"#t-c{cand.pk} button[data-key=bad]").click()
+        page.locator(f"#poi-{pois[1].pk} .poi-name a").click()
+    with page.expect_navigation():
+        page.locator(f".filmstrip a[href*='img=c{cand.pk}']").click()
+    with page.expect_navigation():
+        page.locator("#focus-actions button[data-key=bad]").click()
 
-    assert page.url.endswith(f"?city={city.pk}&status=missing&per_page=10#poi-{pois[1].pk}")
-    expect(page.locator(f"#t-c{cand.pk}")).to_have_class(re.compile(r"\btile--bad\b"))
+    assert f"img=c{cand.pk}" in page.url
     expect(page.locator(".messages")).to_contain_text("Marked bad.")
+    expect(page.locator("[data-focus-label=bad]")).to_be_visible()
     assert ImageTrainingData.objects.get().label == "bad"
+    with page.expect_navigation():
+        page.locator("[data-nav=grid]").click()  # back to the grid, the filters kept
+    assert f"city={city.pk}" in page.url and "status=missing" in page.url
+    expect(page.locator(f"#t-c{cand.pk}")).to_have_class(re.compile(r"\btile--bad\b"))
 
 
 def test_keyboard_loop_labels_advances_undoes_and_shows_the_keys(
@@ -129,11 +145,11 @@ def test_keyboard_loop_labels_advances_undoes_and_shows_the_keys(
     page.keyboard.press("k")
     expect(page.locator(f"#t-c{first.pk}")).to_be_focused()
     page.keyboard.press("n")  # next POI: its first image
-    expect(page.locator(f"#poi-{pois[1].pk} .tile").first).to_be_focused()
+    expect(page.locator(f"#poi-{pois[1].pk} .tile:not(.tile--missing)").first).to_be_focused()
 
     page.keyboard.press("?")
     expect(page.locator("#help")).to_be_visible()
-    expect(page.locator("#help")).to_contain_text("undo the last label")
+    expect(page.locator("#help")).to_contain_text("undo the last action")
     page.keyboard.press("Escape")
     expect(page.locator("#help")).to_be_hidden()
     assert same_document(page)
@@ -149,11 +165,12 @@ def test_use_this_image_replaces_the_current_image(
     page.goto("/image-ranking/")
     mark_document(page)
     card = page.locator(f"#poi-{poi.pk}")
-    expect(card.locator(".missing-image")).to_be_visible()
+    expect(card.locator(".tile--missing")).to_be_visible()
 
+    card.locator(f"#t-c{cand.pk}").hover()
     card.locator(f"#t-c{cand.pk} button[data-key=use]").click()
 
-    current = card.locator(".current img")
+    current = card.locator(".tile--current img")
     expect(current).to_be_visible()
     expect(current).to_have_attribute("src", re.compile(r"^/media/cities/images/pois/"))
     page.wait_for_function(
@@ -247,6 +264,7 @@ def watch_rank_missing(browser, base_url, cookie, pois, tmp_path) -> set[str]:
     mark_document(page)
     expect(page.locator("[data-count=missing]")).to_have_text("5")
 
+    page.locator("#tools summary").click()  # the drawer with the run's controls
     form = page.locator("form.run-form")
     form.locator("input[name=threshold]").fill("3")
     form.locator("[data-rank-missing]").click()
@@ -267,7 +285,7 @@ def watch_rank_missing(browser, base_url, cookie, pois, tmp_path) -> set[str]:
 
     # The list refreshed itself: the new images are on the page, without a reload.
     for poi in pois[:3]:
-        img = page.locator(f"#poi-{poi.pk} .current img")
+        img = page.locator(f"#poi-{poi.pk} .tile--current img")
         expect(img).to_be_visible()
         img.scroll_into_view_if_needed()  # lazy: loads only near the viewport, as for a curator
         page.wait_for_function(
@@ -281,7 +299,7 @@ def watch_rank_missing(browser, base_url, cookie, pois, tmp_path) -> set[str]:
     # A curator's pass from the keyboard: each winner good, its degraded copies bad; the
     # calibration panel follows and suggests a threshold, which is adopted with one click.
     for poi in pois[:3]:
-        tiles = page.locator(f"#poi-{poi.pk} .tiles .tile")
+        tiles = page.locator(f"#poi-{poi.pk} .tiles .tile:not(.tile--current)")
         for index in range(tiles.count()):
             tile = tiles.nth(index)
             tile.focus()
@@ -297,6 +315,7 @@ def watch_rank_missing(browser, base_url, cookie, pois, tmp_path) -> set[str]:
     expect(page.locator("#current-threshold")).to_contain_text(f"threshold {suggested}")
     expect(page.locator("#toast")).not_to_have_class(re.compile("toast--show"), timeout=6000)
     page.wait_for_timeout(300)  # the status line's fade
+    page.locator("#tools summary").click()  # the drawer closed again: photos first
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(screenshot_path(tmp_path, "dashboard.png")), full_page=True)
     page.keyboard.press("?")
@@ -356,10 +375,13 @@ def test_bootstrap_labels_look_automatic_and_keys_confirm_or_clear_them(
     page = logged_in_page(browser, live_server.url, curator)
     page.goto("/image-ranking/")
     mark_document(page)
+    page.locator("#tools summary").click()
     page.locator("#calibration button", has_text="Bootstrap labels").click()
     expect(page.locator("#toast")).to_contain_text("Bootstrap: 1 good and 2 bad")
     for cand in (first, second):  # the list reloaded itself with the new labels
-        expect(page.locator(f"#t-c{cand.pk} [data-label-source=bootstrap]")).to_have_text("auto ✗")
+        expect(page.locator(f"#t-c{cand.pk} [data-label-source=bootstrap]")).to_have_text(
+            "auto ✗ bad"
+        )
     page.locator(f"#t-c{first.pk}").focus()
     page.keyboard.press("b")  # confirm: now the curator's own
     expect(page.locator(f"#t-c{first.pk} [data-label-source=curator]")).to_be_visible()
@@ -403,7 +425,7 @@ def test_one_undo_takes_back_a_whole_only_this_and_focuses_its_good_image(
     page.keyboard.press("u")  # once
 
     expect(page.locator("#toast")).to_contain_text("Undone: 1 good and 3 bad labels taken back.")
-    expect(tile[first.pk].locator("[data-label-source=bootstrap]")).to_have_text("auto ✗")
+    expect(tile[first.pk].locator("[data-label-source=bootstrap]")).to_have_text("auto ✗ bad")
     expect(tile[second.pk]).to_have_attribute("data-label", "good")
     expect(tile[second.pk].locator("[data-label-source=curator]")).to_be_visible()
     for unlabelled in (third, fourth):

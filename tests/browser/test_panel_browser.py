@@ -43,6 +43,7 @@ def test_the_toast_lets_clicks_through_and_covers_no_control_at_the_end(
     page = logged_in_page(browser, live_server.url, curator, width=width, height=height)
     page.goto("/image-ranking/")
     page.screenshot(path=str(screenshot_path(tmp_path, f"dashboard-top-{width}.png")))
+    page.locator(f"#t-c{cand.pk}").hover()  # its action bar
     page.locator(f"#t-c{cand.pk} button[data-key=good]").click()
     toast = page.locator("#toast.toast--show")
     toast.wait_for(state="visible")

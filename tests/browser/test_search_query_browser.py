@@ -42,8 +42,10 @@ def test_a_curators_query_re_ranks_a_flagged_poi(
             page.goto("/image-ranking/")
             card = page.locator(f"#poi-{poi.pk}")
             assert "filetype:bitmap Sé" in card.locator("[data-searched-for]").inner_text()
-            page.screenshot(path=str(screenshot_path(tmp_path, "flagged-query.png")))
             page.evaluate("document.body.dataset.marker = 'same-document'")
+            card.locator(".search-query summary").click()  # its form comes when it opens
+            card.locator("input[name=query]").wait_for()
+            page.screenshot(path=str(screenshot_path(tmp_path, "flagged-query.png")))
             card.locator("input[name=query]").fill("Sé de Lisboa")
             card.get_by_role("button", name="Save and re-rank").click()
             page.locator(f"#poi-{poi.pk} .tile--current img").wait_for(timeout=60_000)

@@ -40,3 +40,12 @@ def plain_client(django_user_model) -> Client:
 def pois(db):
     """Six POIs in a list: 0 and 3 have images, 5 is flagged, each with 3 candidates."""
     return make_pois(6, 3, image_every=3, flag_every=5)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """The header counts are cached per data stamp (selectors.counts): each test starts
+    without another test's."""
+    from django.core.cache import cache
+
+    cache.clear()

@@ -6,6 +6,7 @@ different from a curator's on the dashboard."""
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pytest
 from django.urls import reverse
@@ -179,14 +180,15 @@ def test_bootstrap_labels_look_different_and_a_press_makes_them_the_curators(
     tile = card.split(f'id="t-c{bad.pk}"')[1].split("</figure>")[0]
     assert 'data-label-source="bootstrap"' in tile and "auto ✗" in tile
     assert 'aria-pressed="true"' not in tile  # not the curator's own label
-    assert 'name="label" value="bad"' in tile  # pressing Bad confirms it (does not clear)
-    assert 'value="clear" data-key="clear"' in tile  # and "Clear" (key c) removes it
+    # The action bar (dashboard.js) reads the mark: an automatic label's Bad button confirms it
+    # (does not clear), and it offers "Clear" (key c).
+    assert 'data-label="bad" data-auto' in tile and "l" in re.search(r'data-acts="(\w*)"', tile)[1]
     url = reverse("image_ranking:label_candidate", args=[bad.pk])
     response = staff_client.post(url, {"label": "bad"}, **HTMX)
     row = ImageTrainingData.objects.get(poi=curated, image_url=bad.image_url)
     assert (row.label, row.source, row.labelled_by) == ("bad", "curator", staff)
     assert 'data-label-source="curator"' in response.text
-    assert 'aria-pressed="true"' in response.text
+    assert 'data-label="bad" data-auto' not in response.text  # the curator's own now
 
 
 @pytest.mark.django_db(transaction=True)  # no test-wide transaction around it

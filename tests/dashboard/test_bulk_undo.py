@@ -248,7 +248,7 @@ def test_the_undo_depth_counts_actions_not_labels():
     assert not step.group and step.changes == [single]
 
 
-def test_a_group_holds_one_poi_and_an_empty_one_is_no_step():
+def test_a_group_across_pois_is_one_step_and_an_empty_one_is_no_step():
     session: dict = {}
     labels.push_undo_group(session, [])
     assert labels.undo_depth(session) == 0
@@ -256,9 +256,10 @@ def test_a_group_holds_one_poi_and_an_empty_one_is_no_step():
         labels.LabelChange(1, "https://upload.wikimedia.org/a.jpg", None),
         labels.LabelChange(2, "https://upload.wikimedia.org/b.jpg", None),
     ]
-    with pytest.raises(ValueError):
-        labels.push_undo_group(session, mixed)
-    assert labels.undo_depth(session) == 0
+    labels.push_undo_group(session, mixed)  # a label given to a selection across POIs
+    assert labels.undo_depth(session) == 1
+    step = labels.pop_undo(session)
+    assert step.group and step.poi_ids == [1, 2]
 
 
 def test_a_group_undo_is_one_transaction(poi_with_history, staff, monkeypatch):

@@ -4,7 +4,6 @@ is escaped everywhere a card is shown, and the forms of a card post with the tok
 from __future__ import annotations
 
 import html
-import json
 import re
 
 from django.urls import reverse
@@ -55,27 +54,29 @@ def test_commons_and_curator_text_is_escaped_on_the_page_and_in_htmx_answers(sta
     assert f'id="t-c{candidate.pk}"' in tile
 
 
-def test_the_lightbox_data_reads_back_as_the_candidates_own_title(staff_client, db):
-    _, candidate = _hostile_poi()
-    page = staff_client.get(DASH).content.decode()
-    tile = re.search(rf'id="t-c{candidate.pk}"[^>]*data-lightbox="([^"]*)"', page)
-    assert tile, "the candidate's tile carries its lightbox data"
-    data = json.loads(html.unescape(tile.group(1)))
-    assert data["title"] == candidate.title
-    assert data["kind"] == "candidate"
+def test_the_focused_review_shows_the_candidates_own_title_escaped(staff_client, db):
+    poi, candidate = _hostile_poi()
+    page = staff_client.get(
+        reverse("image_ranking:focus"), {"poi": poi.pk, "img": f"c{candidate.pk}"}
+    ).content.decode()
+    _assert_escaped(page)
+    title = re.search(r'<span data-focus="title">([^<]*)</span>', page).group(1)
+    assert html.unescape(title) == candidate.title
 
 
 def test_every_card_form_carries_a_token_the_server_accepts(csrf_client, db):
     make_pois(2, 2, image_every=0, flag_every=0)
     page = csrf_client.get(DASH).content.decode()
-    label_form = r'<form class="tile-actions label-form"[^>]*action="([^"]+)".*?</form>'
-    forms = re.findall(label_form, page, re.S)
-    assert len(forms) == 4  # two POIs, two candidates each, no current image
-    token = re.search(
-        r'action="' + re.escape(forms[0]) + r'"[^>]*>\s*<input type="hidden" '
-        r'name="csrfmiddlewaretoken" value="([^"]+)"',
-        page,
-    ).group(1)
-    response = csrf_client.post(forms[0], {"label": "bad", "csrfmiddlewaretoken": token}, **HTMX)
+    tiles_form = (
+        r'<form class="tiles-form"[^>]*>'
+        r'<input type="hidden" name="csrfmiddlewaretoken" value="([^"]+)"'
+    )
+    tokens = re.findall(tiles_form, page)
+    assert len(tokens) == 2  # one form per card, its fields once
+    # The action bar's Bad button posts the card's form to the candidate's label URL.
+    action = re.search(r'data-key="bad"[^>]*data-url="([^"]+)"', page).group(1)
+    candidate = Candidate.objects.order_by("pk").first()
+    url = action.replace("/0/", f"/{candidate.pk}/")
+    response = csrf_client.post(url, {"label": "bad", "csrfmiddlewaretoken": tokens[0]}, **HTMX)
     assert response.status_code == 200
     assert ImageTrainingData.objects.get().label == "bad"

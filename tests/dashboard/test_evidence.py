@@ -20,7 +20,9 @@ def test_tiles_show_relevance_and_damage_and_the_card_an_unchecked_distance(staf
         poi=poi, defaults={"distance_check": PoiRanking.DistanceCheck.NO_GEODATA}
     )
     page = staff_client.get(reverse("image_ranking:dashboard")).content.decode()
-    assert "Title names botanical, gardens" in page
-    assert "Dark copy of File:Jardim.jpg" in page
+    assert "Dark copy of File:Jardim.jpg" in page  # on the tile, as a badge with words
+    focus = reverse("image_ranking:focus")  # why it counts as this place's photo: focused
+    review = staff_client.get(focus, {"poi": poi.pk, "img": f"c{first.pk}"}).content.decode()
+    assert "Title names botanical, gardens" in review
     assert "Distance not checked: the wiki sent no coordinates (no GeoData)." in page
     assert page.count("data-distance-check=") == 1  # only where it did not run

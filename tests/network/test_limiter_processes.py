@@ -24,7 +24,7 @@ from tests.postgres import fresh_database
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RATE_PER_HOUR = 18_000  # 5 requests/s: short tests, the same logic as at 500/h
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.processes]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

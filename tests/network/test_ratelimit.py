@@ -19,6 +19,8 @@ from image_ranking.commons.ratelimit.verdict import LimiterConfig, default_burst
 from tests.fakes.images import jpeg_bytes
 from tests.postgres import fresh_database
 
+pytestmark = pytest.mark.processes
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RATE_PER_HOUR = 18_000  # 5 requests/s keeps the test short; the logic is the same at 500/h
 WORKERS = 4

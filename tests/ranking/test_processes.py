@@ -53,6 +53,8 @@ timezone.now = lambda: _real_now() + datetime.timedelta(seconds={skew})
 """
 NEW_RUN = """
 from image_ranking.models import RankingRun
+
+pytestmark = pytest.mark.processes
 print(RankingRun.objects.create().pk)
 """
 

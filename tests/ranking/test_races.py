@@ -28,6 +28,8 @@ STATE = """
 import json
 from cities.models import PointOfInterest
 from image_ranking.models import Candidate, PoiRanking
+
+pytestmark = pytest.mark.processes
 rows = []
 for poi in PointOfInterest.objects.order_by("pk"):
     ranking = PoiRanking.objects.filter(poi=poi).first()

@@ -133,16 +133,17 @@ def test_rerunning_a_batch_keeps_one_flag_per_poi(make_poi, commons_server, fixe
     assert RankingRun.objects.filter(status=RankingRun.Status.FINISHED).count() == 3
 
 
-def test_sync_command_without_the_model_fails_once_and_clearly(make_poi, monkeypatch):
-    from image_ranking.scoring import ScoringModelMissing
+def test_sync_command_without_the_model_fails_once_and_clearly(make_poi, settings, tmp_path):
+    from image_ranking.scoring import registry
 
-    def missing(name=None):
-        raise ScoringModelMissing("nima", "run `python manage.py install_scoring_model`")
-
-    monkeypatch.setattr("image_ranking.scoring.get_scorer", missing)
+    settings.SCORING_MODEL_DIR = tmp_path / "no-models-here"  # a machine without the model
+    registry.reset()
     make_poi("No model")
-    with pytest.raises(CommandError, match="install_scoring_model"):
-        call_command("rank_poi_images", "--sync", stdout=io.StringIO(), stderr=io.StringIO())
+    try:
+        with pytest.raises(CommandError, match="install_scoring_model"):
+            call_command("rank_poi_images", "--sync", stdout=io.StringIO(), stderr=io.StringIO())
+    finally:
+        registry.reset()
     assert not RankingRun.objects.exists()
 
 

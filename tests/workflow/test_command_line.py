@@ -1,4 +1,4 @@
-"""`python -m workflow.city_import` runs the flow with no Prefect server configured."""
+"""`manage.py import_city` runs the flow with no Prefect server configured."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
+pytestmark = pytest.mark.processes
+
 
 @pytest.mark.slow
 def test_command_line_runs_the_flow_without_a_prefect_server(
@@ -29,7 +31,7 @@ def test_command_line_runs_the_flow_without_a_prefect_server(
         PREFECT_HOME=str(tmp_path / "prefect-home"),  # its own temporary server database
     )
     completed = subprocess.run(
-        [sys.executable, "-m", "workflow.city_import", str(export_file), "--no-wait"],
+        [sys.executable, "manage.py", "import_city", str(export_file), "--no-wait"],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -69,7 +71,7 @@ def test_command_line_against_a_prefect_server_reports_a_missing_file_with_statu
     # The session's test server stands in for `prefect server start`.
     env.update(SQLITE_PATH=str(database), PREFECT_API_URL=PREFECT_API_URL.value())
     completed = subprocess.run(
-        [sys.executable, "-m", "workflow.city_import", str(tmp_path / "nope.json")],
+        [sys.executable, "manage.py", "import_city", str(tmp_path / "nope.json")],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
 
 from cities.models import City
 from image_ranking.models import Scope
-from image_ranking.review.calibration import SCORE_MAX
 from image_ranking.runs.service import RunAlreadyActive, run_result, start_run
+from image_ranking.scoring import SCORE_MAX, ScoringModelMissing, get_scorer
 from image_ranking.scoring.registry import MODEL_NAMES
 
 
@@ -50,10 +51,6 @@ class Command(BaseCommand):
         bar = None
         progress = None
         if options["sync"]:
-            from tqdm import tqdm
-
-            from image_ranking.scoring import ScoringModelMissing, get_scorer
-
             try:  # fail once, clearly, rather than once per POI
                 get_scorer(options["model"])
             except ScoringModelMissing as exc:

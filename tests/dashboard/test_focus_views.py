@@ -1,15 +1,9 @@
-"""The lightbox's data and the bulk "this one good, the others bad" endpoint.
-
-The lightbox has no endpoint of its own: each tile carries its data as `data-lightbox` JSON,
-so these tests check that JSON (what the page gives the script) and the one new POST: staff
-only, CSRF enforced, GET changes nothing, bad ids are 404, and one undo takes its labels back
-(the group undo itself: test_bulk_undo.py).
-"""
+"""The focused review's facts of an image (fetched when it is opened, never carried by the
+grid's tiles) and the bulk "this one good, the others bad" endpoint: staff only, POST only,
+CSRF enforced, GET changes nothing, bad ids are 404, and one undo takes its labels back."""
 
 from __future__ import annotations
 
-import html
-import json
 import re
 
 import pytest
@@ -33,16 +27,28 @@ def rows() -> dict[str, str]:
     return dict(ImageTrainingData.objects.values_list("image_url", "label"))
 
 
-def lightbox_data(page: str, tile_id: str) -> dict:
-    match = re.search(rf'id="{tile_id}"[^>]*data-lightbox="([^"]*)"', page)
-    assert match, tile_id
-    return json.loads(html.unescape(match.group(1)))
+def focus_details(client, tile_id: str) -> dict:
+    """What the focused review shows of an image: fetched when it is opened, never carried by
+    the grid's tiles (a page of 20 POIs has about 220)."""
+    key = tile_id.removeprefix("t-")
+    if key.startswith("p"):
+        response = client.get(FOCUS, {"poi": key[1:]})
+        assert response.status_code == 200, tile_id
+        return response.context["current_details"]
+    poi_id = Candidate.objects.get(pk=key[1:]).poi_id
+    response = client.get(FOCUS, {"poi": poi_id, "img": key})
+    assert response.status_code == 200, tile_id
+    assert response.context["image_key"] == key
+    return response.context["details"]
 
 
-# --- Lightbox data in the page ----------------------------------------------------------------
+FOCUS = reverse("image_ranking:focus")
 
 
-def test_each_tile_carries_its_lightbox_data(staff_client):
+# --- The focused review's facts ----------------------------------------------------------------
+
+
+def test_each_tile_carries_its_focus_details(staff_client):
     _, _, pois = make_pois(2, 3, image_every=0, flag_every=0)
     cand = Candidate.objects.filter(poi=pois[0], search_rank=1).get()
     Candidate.objects.filter(pk=cand.pk).update(
@@ -52,8 +58,7 @@ def test_each_tile_carries_its_lightbox_data(staff_client):
         relevance="its title names “sight”",
         rank_score=3.1,
     )
-    page = staff_client.get(DASH).content.decode()
-    data = lightbox_data(page, f"t-c{cand.pk}")
+    data = focus_details(staff_client, f"t-c{cand.pk}")
     assert data["title"] == cand.title
     assert data["resolution"] == "4000\u00d73000" and data["mime"] == "image/jpeg"
     assert data["size"].replace("\xa0", " ") == "2.3 MB"
@@ -67,7 +72,7 @@ def test_each_tile_carries_its_lightbox_data(staff_client):
     assert "Below threshold: 3.10 < 4.50" in texts  # the score the winner choice used
 
 
-def test_ineligible_reason_and_unsafe_links_in_the_lightbox_data(staff_client):
+def test_ineligible_reason_and_unsafe_links_in_the_focus_details(staff_client):
     _, _, pois = make_pois(1, 3, image_every=0, flag_every=0)
     far = Candidate.objects.get(poi=pois[0], search_rank=3)  # ineligible in the factory
     near = Candidate.objects.get(poi=pois[0], search_rank=1)
@@ -75,13 +80,12 @@ def test_ineligible_reason_and_unsafe_links_in_the_lightbox_data(staff_client):
         description_url="//evil.example/x", image_url="//evil.example/x.jpg"
     )
     Candidate.objects.filter(pk=near.pk).update(description_url="javascript:alert(1)")
-    page = staff_client.get(DASH).content.decode()
-    far_data = lightbox_data(page, f"t-c{far.pk}")
+    far_data = focus_details(staff_client, f"t-c{far.pk}")
     assert far_data["commons"] == ""  # a protocol-relative URL is no Commons link
     assert {"kind": "ineligible", "text": "Not eligible: 12.5 km from the POI (max 5 km)"} in (
         far_data["reasons"]
     )
-    near_data = lightbox_data(page, f"t-c{near.pk}")
+    near_data = focus_details(staff_client, f"t-c{near.pk}")
     # A description URL that is no http(s) link gives way to the original on Commons.
     assert near_data["commons"] == near.image_url
 
@@ -89,8 +93,7 @@ def test_ineligible_reason_and_unsafe_links_in_the_lightbox_data(staff_client):
 def test_the_current_image_shows_the_stored_file_and_its_candidate(staff_client):
     _, _, pois = make_pois(1, 3, image_every=1, flag_every=0)
     poi = pois[0]
-    page = staff_client.get(DASH).content.decode()
-    data = lightbox_data(page, f"t-p{poi.pk}")
+    data = focus_details(staff_client, f"t-p{poi.pk}")
     assert data["kind"] == "current"
     assert data["src"].startswith(f"/media/{poi.image_file.name}?v=")
     winner = Candidate.objects.get(poi=poi, is_winner=True)
@@ -178,16 +181,20 @@ def test_the_tiles_offer_only_this_when_the_poi_has_other_candidates(staff_clien
         image_url="https://upload.wikimedia.org/b.jpg",
     )
     page = staff_client.get(DASH).content.decode()
+
+    def acts(cand):  # what the action bar offers on its tile: o = "Only this"
+        return re.search(rf'id="t-c{cand.pk}"[^>]*data-acts="([a-z]*)"', page).group(1)
+
     alone = Candidate.objects.get(poi=pois[0])
-    assert only_url(alone) not in page
+    assert "o" not in acts(alone)
     for cand in Candidate.objects.filter(poi=pois[1]):
-        assert only_url(cand) in page
+        assert "o" in acts(cand)
 
 
 def test_the_current_image_shows_the_stored_files_size_not_the_originals(
     staff_client, settings, tmp_path
 ):
-    """The lightbox of the current image gives the stored file's size and type; its
+    """The focused review of the current image gives the stored file's size and type; its
     resolution is left to the browser (the Commons original was 4000x3000, the file is not)."""
     settings.MEDIA_ROOT = tmp_path
     _, _, pois = make_pois(2, 3, image_every=1, flag_every=0)
@@ -196,9 +203,8 @@ def test_the_current_image_shows_the_stored_files_size_not_the_originals(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\xff\xd8" + b"\0" * 52_000)  # 52 KB
     Candidate.objects.filter(poi=stored, is_winner=True).update(size=2_400_000)
-    page = staff_client.get(DASH).content.decode()
-    data = lightbox_data(page, f"t-p{stored.pk}")
+    data = focus_details(staff_client, f"t-p{stored.pk}")
     assert data["size"].replace("\xa0", " ") == "50.8 KB"
     assert data["mime"] == "image/jpeg" and data["resolution"] == ""
     # A stored file that went missing: the card still shows, without a size.
-    assert lightbox_data(page, f"t-p{gone.pk}")["size"] == ""
+    assert focus_details(staff_client, f"t-p{gone.pk}")["size"] == ""
