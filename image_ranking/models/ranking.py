@@ -108,9 +108,6 @@ class Candidate(models.Model):
     # ranks below its better copy.
     categories = models.JSONField(default=list, blank=True)
     relevance = models.CharField(max_length=300, blank=True, default="")
-    # Scene features of the scored rendition (`scoring.scenes`): the same-scene test compares
-    # these, within the POI's batch and against the city's stored photos.
-    scene = models.BinaryField(blank=True, default=b"")
     damage = models.CharField(max_length=200, blank=True, default="")
     score = models.FloatField(null=True, blank=True)
     score_std = models.FloatField(null=True, blank=True)

@@ -54,6 +54,7 @@ class NewImage:
     name: str
     origin: str
     candidate: Candidate | None = None  # the Commons file it came from; None = the fallback
+    scene: bytes = b""  # its scene features (`scoring.scenes`), for one photo, one place
 
 
 @dataclass
@@ -160,7 +161,7 @@ def _apply(
     current = PointOfInterest.objects.select_related("city").get(pk=poi.pk)
     if source is not None:
         photo = shared_photos.Photo(
-            source.sha1, bytes(source.scene), source.title, tuple(source.categories)
+            source.sha1, image.scene, source.title, tuple(source.categories)
         )
         found = shared_photos.conflict(current, photo, tie_break=decision.tie_break)
         if found is not None:
@@ -196,7 +197,7 @@ def _switch_image(
     ranking.image_origin = image.origin
     ranking.image_sha1 = source.sha1 if source else ""
     ranking.image_title = source.title[:500] if source else ""
-    ranking.image_scene = bytes(source.scene) if source else b""
+    ranking.image_scene = image.scene if source else b""
     Candidate.objects.filter(poi=poi, is_winner=True).update(is_winner=False)
     if source is not None:
         Candidate.objects.filter(pk=source.pk).update(is_winner=True)

@@ -56,7 +56,7 @@ def store_first(
         stored = Decision(
             Status.UPDATED,
             _stored_reason(item, scored),
-            image=NewImage(name, PoiRanking.Origin.PIPELINE, item.row),
+            image=NewImage(name, PoiRanking.Origin.PIPELINE, item.row, item.scene),
         )
         found = job.offer(stored, **common)
         if found is None:

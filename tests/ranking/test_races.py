@@ -23,13 +23,13 @@ from tests.postgres import fresh_database
 from tests.ranking.cluster import SETUP, Cluster
 from tests.ranking.helpers import scaled
 
+pytestmark = pytest.mark.processes
+
 POIS = 12
 STATE = """
 import json
 from cities.models import PointOfInterest
 from image_ranking.models import Candidate, PoiRanking
-
-pytestmark = pytest.mark.processes
 rows = []
 for poi in PointOfInterest.objects.order_by("pk"):
     ranking = PoiRanking.objects.filter(poi=poi).first()
