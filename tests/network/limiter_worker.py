@@ -124,6 +124,9 @@ def hold_api(args: argparse.Namespace) -> dict:
 def once_api(args: argparse.Namespace) -> dict:
     from image_ranking.commons.ratelimit import RateLimitTimeout, api_limiter
 
+    if not args.start:  # set up: say so, and take the start time from the test (stdin)
+        print("READY", flush=True)
+        args.start = float(sys.stdin.readline())
     wait_until(args.start)
     asked = real_time()
     try:
