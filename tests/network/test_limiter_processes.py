@@ -196,7 +196,9 @@ def test_waiters_are_served_in_arrival_order(workers):
     holder = workers.start("--name=first", "--mode=hold-api", f"--stop={now + 20.0}")
     assert holder.stdout.readline().strip() == "HELD"
     waiters = [
-        workers.start(f"--name=w{i}", "--mode=once-api", "--hold=0.05", "--max-wait=30")
+        workers.start(
+            f"--name=w{i}", "--mode=once-api", "--start=-1", "--hold=0.05", "--max-wait=30"
+        )
         for i in range(6)
     ]
     for waiter in waiters:  # every waiter has started up (however slowly) ...
