@@ -18,9 +18,11 @@ run: setup
 
 setup: venv migrate demo model
 
-## test: install what the tests need and run the whole suite
+## test: install what the tests need and run the whole suite, on TEST_WORKERS processes (tests
+## that start clusters run one after another on one of them)
+TEST_WORKERS ?= 3
 test: dev-venv system-deps model
-	scripts/with_postgres.sh $(PY) -m pytest $(PYTEST_ARGS)
+	scripts/with_postgres.sh $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +54,7 @@ system-deps:
 lint: dev-venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 format: dev-venv
 	$(VENV)/bin/ruff format .

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core import checks
 
-from image_ranking.commons.client import STANDARD_WIDTHS
+from image_ranking.commons.renditions import STANDARD_WIDTHS
 
 
 @checks.register(checks.Tags.compatibility)

@@ -50,3 +50,11 @@ def limiter_leases_end_with_their_test():
         keeper._tickets.clear()
     if held:
         warnings.warn(f"{held} rate-limit lease(s) outlived the test", stacklevel=1)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests that start clusters or worker processes run on one xdist worker, one after the
+    other (`--dist loadgroup`): several at once would starve each other's timing on 2 cores."""
+    for item in items:
+        if item.get_closest_marker("processes"):
+            item.add_marker(pytest.mark.xdist_group("processes"))

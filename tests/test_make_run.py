@@ -22,9 +22,12 @@ from tests.conftest import REPO_ROOT
 
 RUN_SH = REPO_ROOT / "scripts" / "run.sh"
 
-pytestmark = pytest.mark.skipif(
-    not (REPO_ROOT / ".venv" / "bin" / "python").exists(), reason="run.sh uses .venv/bin/python"
-)
+pytestmark = [
+    pytest.mark.processes,
+    pytest.mark.skipif(
+        not (REPO_ROOT / ".venv" / "bin" / "python").exists(), reason="run.sh uses .venv/bin/python"
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +141,9 @@ def test_the_url_comes_once_the_server_listens_and_a_signal_stops_both(environme
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches it
+        # As from a terminal's foreground: a suite started in the background (`&`) has SIGINT
+        # ignored, and bash cannot trap a signal ignored when it started.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         lines = []

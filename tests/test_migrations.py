@@ -45,7 +45,7 @@ def test_0007_keeps_stored_photos_identity_and_forgets_an_infinite_block():
     new = executor.loader.project_state(AFTER).apps
     ranking = new.get_model("image_ranking", "PoiRanking").objects.get(poi_id=poi.pk)
     assert (ranking.image_sha1, ranking.image_title) == ("a" * 40, "File:Torre.jpg")
-    assert bytes(ranking.image_scene) == bytes.fromhex("00ff00ff00ff00ff")
+    assert bytes(ranking.image_scene) == b""  # the old hash is no same-scene test
     bucket = new.get_model("image_ranking", "RateLimitBucket").objects.get(name="commons_api")
     assert bucket.blocked_until == 0
     flag = new.get_model("image_ranking", "PoiRanking").objects.get(poi_id=flagged.pk).validation

@@ -20,22 +20,33 @@ A client is cheap; use one per thread (it keeps a `requests.Session`).
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
-import math
-import re
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin
 
 import requests
 from django.conf import settings
 
 from image_ranking.commons import budget
-from image_ranking.commons.ratelimit import Limiter, RateLimitTimeout, api_limiter
+from image_ranking.commons.answers import (
+    CommonsCandidate,
+    candidates_from,
+    file_page_title,
+    has_geodata,
+    note_warnings,
+)
+from image_ranking.commons.etiquette import (
+    BadRetryAfter,
+    request_headers,
+    retry_after_seconds,
+    slot_wait_message,
+)
+from image_ranking.commons.ratelimit import RateLimitTimeout, api_limiter
+from image_ranking.commons.renditions import standard_width
 from image_ranking.commons.transport import (
     REDIRECT_STATUSES,
     Deadline,
@@ -46,41 +57,9 @@ from image_ranking.commons.transport import (
 
 logger = logging.getLogger(__name__)
 
-# Commons serves thumbnails only at these widths; anything else is refused.
-STANDARD_WIDTHS = (20, 40, 60, 120, 250, 330, 500, 960, 1280, 1920, 3840)
-# Raster photos only: TIFF, DjVu, XCF pass `filetype:bitmap` but are scans or layers, and the
-# caller takes only the first frame of a GIF.
-PHOTO_MIMES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"})
 DEFAULT_MAXLAG_WAIT = 5.0
 MAX_REDIRECTS = 5
-MAX_RETRY_AFTER = 3600.0  # a longer Retry-After is clamped to an hour
 CHUNK = 64 * 1024  # the answer is read (and un-gzipped) this much at a time
-# RFC 9110 delay-seconds (digits; a decimal fraction is tolerated). No sign, no exponent.
-_DELAY_SECONDS = re.compile(r"\d+(?:\.\d+)?")
-# API URLs found to lack GeoData, and warnings already logged, in this process.
-_WITHOUT_GEODATA: set[str] = set()
-_WARNINGS_SEEN: set[str] = set()
-
-
-@dataclass(frozen=True)
-class CommonsCandidate:
-    """One file found for a POI; `search_rank` is Commons' own rank (1 = best, may have gaps
-    where non-photos and duplicates were dropped)."""
-
-    search_rank: int
-    title: str
-    description_url: str
-    image_url: str
-    thumb_url: str
-    width: int
-    height: int
-    size: int
-    mime: str
-    sha1: str
-    latitude: float | None
-    longitude: float | None
-    # Visible categories (hidden maintenance ones left out), without the "Category:" prefix.
-    categories: tuple[str, ...] = ()
 
 
 class CommonsError(Exception):
@@ -101,93 +80,6 @@ class _Retry(Exception):
         self.error = error
         self.delay = delay
         self.block = block
-
-
-def standard_width(width: int) -> int:
-    """The standard thumbnail step Commons would serve for `width` (rounded up)."""
-    return next((step for step in STANDARD_WIDTHS if step >= width), STANDARD_WIDTHS[-1])
-
-
-def rendition_url(thumb_url: str, width: int) -> str:
-    """The same thumbnail at another standard width step.
-
-    Raises ValueError for a non-standard width or a URL that is not a thumbnail (Commons
-    answers the original's URL when the original is narrower than the width asked for).
-    Callers wanting "width 0 or >= original -> the original" use
-    `renditions.rendition_or_original()`.
-    """
-    if width not in STANDARD_WIDTHS:
-        raise ValueError(f"{width}px is not a standard thumbnail width {STANDARD_WIDTHS}")
-    parts = urlsplit(thumb_url)
-    head, _, last = parts.path.rpartition("/")
-    if "/thumb/" not in parts.path:
-        raise ValueError(f"not a thumbnail URL: {thumb_url}")
-    new_last, count = re.subn(r"(^|-)\d+px-", rf"\g<1>{width}px-", last, count=1)
-    if not count:
-        raise ValueError(f"no width in thumbnail URL: {thumb_url}")
-    return urlunsplit(parts._replace(path=f"{head}/{new_last}"))
-
-
-def user_agent() -> str:
-    """Wikimedia's User-Agent policy: app/version (contact) library/version."""
-    agent = settings.WIKIMEDIA_USER_AGENT
-    if "requests/" not in agent:
-        agent = f"{agent} python-requests/{requests.__version__}"
-    return agent
-
-
-def request_headers() -> dict[str, str]:
-    headers = {"User-Agent": user_agent(), "Accept-Encoding": "gzip"}
-    if settings.WIKIMEDIA_API_TOKEN:
-        headers["Authorization"] = f"Bearer {settings.WIKIMEDIA_API_TOKEN}"
-    return headers
-
-
-def slot_wait_message(limiter: Limiter, waited: float, exc: Exception) -> str:
-    """What a request that never got a limiter slot says: how long it queued, and why not."""
-    bucket = getattr(exc, "bucket", None) or getattr(limiter, "name", None)
-    bucket = bucket or limiter.config.name  # type: ignore[union-attr]
-    return f"waited {waited:.1f} s for a {bucket} slot, then gave up ({exc})"
-
-
-class BadRetryAfter(ValueError):
-    """A Retry-After that is neither a finite number of seconds nor an HTTP date."""
-
-
-def retry_after_seconds(response: requests.Response, default: float) -> float:
-    """Retry-After in seconds, at most MAX_RETRY_AFTER; `default` when there is none.
-
-    It may be a number of seconds or an HTTP date (a date already past means now). Raises
-    BadRetryAfter for anything else: inf, nan, -5, garbage, a number too large for a float.
-    Such a value is a fault of the request that carried it: trusted, it would pause every
-    worker for ever ("would wait inf s") until someone edited the bucket by hand.
-    """
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return default
-    if _DELAY_SECONDS.fullmatch(value):
-        seconds = float(value)
-    else:
-        try:
-            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError, IndexError, OverflowError):
-            seconds = math.nan
-    if not math.isfinite(seconds):
-        raise BadRetryAfter(f"an unusable Retry-After {value[:40]!r}")
-    return min(max(0.0, seconds), MAX_RETRY_AFTER)
-
-
-def file_page_title(title: str) -> str:
-    """A File: page title as Commons names it: the namespace added, underscores as spaces."""
-    title = title.replace("_", " ")
-    return title if title.startswith("File:") else f"File:{title}"
-
-
-def titles_not_found(titles: list[str], found: list[CommonsCandidate]) -> list[str]:
-    """The `titles` asked for with `titles=` that gave no candidate: pages that do not exist,
-    or files that are no raster photo."""
-    got = {c.title for c in found}
-    return [file_page_title(t) for t in titles if file_page_title(t) not in got]
 
 
 class CommonsClient:
@@ -222,7 +114,7 @@ class CommonsClient:
         """One generator request: the hits with their image info, visible categories and,
         where the wiki has GeoData, coordinates (Commons returns all of it for free)."""
         props = ["imageinfo", "categories"]
-        if self.api_url not in _WITHOUT_GEODATA:
+        if has_geodata(self.api_url):
             props.append("coordinates")
         return {
             "action": "query",
@@ -297,7 +189,7 @@ class CommonsClient:
                         raise error from None  # no time left in the POI's budget to try again
                     time.sleep(retry.delay)
                 continue
-            return self._candidates(query, payload, limit)
+            return candidates_from(query, payload, limit)
         raise error
 
     def _request(self, params: dict[str, Any], query: str, backoff: float) -> dict:
@@ -403,50 +295,8 @@ class CommonsClient:
                 raise _Retry(CommonsError("maxlag", what), wait, True)
             raise CommonsError("api_error", f"{code}: {info}")
         if payload.get("warnings"):
-            self._note_warnings(payload["warnings"])
+            note_warnings(self.api_url, payload["warnings"])
         return payload
-
-    def _note_warnings(self, warnings: Any) -> None:
-        """Each distinct warning is logged once per process (not once per POI). A wiki
-        without GeoData does not know prop=coordinates: later requests leave it out, and the
-        distance check has no coordinates (the dashboard says so)."""
-        text = json.dumps(warnings, sort_keys=True, ensure_ascii=False)
-        if "coordinates" in text and "Unrecognized value" in text:
-            if self.api_url not in _WITHOUT_GEODATA:
-                _WITHOUT_GEODATA.add(self.api_url)
-                logger.warning(
-                    "%s has no GeoData (prop=coordinates unknown): the distance check is off; "
-                    "searching without coordinates from now on",
-                    self.api_url,
-                )
-            return
-        if text not in _WARNINGS_SEEN:
-            _WARNINGS_SEEN.add(text)
-            logger.warning("Commons API warnings (logged once per process): %s", text[:500])
-
-    def _candidates(self, query: str, payload: dict, limit: int) -> list[CommonsCandidate]:
-        pages = (payload.get("query") or {}).get("pages") or []
-        if isinstance(pages, dict):  # formatversion=1 from a proxy that rewrote the request
-            pages = list(pages.values())
-        found: list[CommonsCandidate] = []
-        for page in pages:
-            candidate = _candidate(page)
-            if candidate is None:
-                continue
-            if candidate.mime not in PHOTO_MIMES:
-                logger.info("Commons %r: skipped %s (%s)", query, candidate.title, candidate.mime)
-                continue
-            found.append(candidate)
-        found.sort(key=lambda c: c.search_rank)
-        unique: list[CommonsCandidate] = []
-        seen: set[str] = set()
-        for candidate in found:
-            if candidate.sha1 in seen:
-                logger.info("Commons %r: skipped duplicate %s", query, candidate.title)
-                continue
-            seen.add(candidate.sha1)
-            unique.append(candidate)
-        return unique[:limit]
 
 
 def _told_wait(response: Any, default: float, reason: str, what: str, backoff: float) -> float:
@@ -464,43 +314,6 @@ def _told_wait(response: Any, default: float, reason: str, what: str, backoff: f
             backoff,
         )
         raise _Retry(error, backoff) from None
-
-
-def _candidate(page: Any) -> CommonsCandidate | None:
-    """A candidate from one page of the answer, or None when it lacks what we need."""
-    try:
-        info = page["imageinfo"][0]
-        coords = next(
-            (c for c in page.get("coordinates") or [] if c.get("globe", "earth") == "earth"),
-            None,
-        )
-        return CommonsCandidate(
-            search_rank=int(page.get("index") or 10_000),
-            title=str(page["title"]),
-            description_url=str(info.get("descriptionurl", "")),
-            image_url=str(info["url"]),
-            thumb_url=str(info.get("thumburl") or info["url"]),
-            width=int(info["width"]),
-            height=int(info["height"]),
-            size=int(info.get("size") or 0),
-            mime=str(info["mime"]),
-            sha1=str(info.get("sha1") or info["url"]),
-            latitude=float(coords["lat"]) if coords else None,
-            longitude=float(coords["lon"]) if coords else None,
-            categories=tuple(
-                str(c["title"]).removeprefix("Category:")
-                for c in page.get("categories") or []
-                if isinstance(c, dict) and c.get("title")
-            ),
-        )
-    except (KeyError, IndexError, TypeError, ValueError):
-        logger.warning("Commons answer: unusable page %.200r", page)
-        return None
-
-
-def has_geodata(api_url: str | None = None) -> bool:
-    """False once the API answered that it does not know prop=coordinates (no GeoData)."""
-    return (api_url or settings.WIKIMEDIA_API_URL) not in _WITHOUT_GEODATA
 
 
 def get_commons_client(**options: Any) -> CommonsClient:

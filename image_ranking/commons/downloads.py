@@ -24,7 +24,7 @@ import requests
 from django.conf import settings
 
 from image_ranking.commons import budget
-from image_ranking.commons.client import (
+from image_ranking.commons.etiquette import (
     BadRetryAfter,
     retry_after_seconds,
     slot_wait_message,

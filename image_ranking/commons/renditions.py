@@ -6,9 +6,12 @@ view, for search results (`CommonsCandidate`) and stored `Candidate` rows alike.
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
-from image_ranking.commons.client import rendition_url
+# Commons serves thumbnails only at these widths; anything else is refused.
+STANDARD_WIDTHS = (20, 40, 60, 120, 250, 330, 500, 960, 1280, 1920, 3840)
 
 
 class HasRenditions(Protocol):
@@ -35,3 +38,28 @@ def rendition_or_original(
             return candidate.image_url
         raise ValueError("Commons sent no thumbnail URL for this file")
     return rendition_url(candidate.thumb_url, width)
+
+
+def standard_width(width: int) -> int:
+    """The standard thumbnail step Commons would serve for `width` (rounded up)."""
+    return next((step for step in STANDARD_WIDTHS if step >= width), STANDARD_WIDTHS[-1])
+
+
+def rendition_url(thumb_url: str, width: int) -> str:
+    """The same thumbnail at another standard width step.
+
+    Raises ValueError for a non-standard width or a URL that is not a thumbnail (Commons
+    answers the original's URL when the original is narrower than the width asked for).
+    Callers wanting "width 0 or >= original -> the original" use
+    `renditions.rendition_or_original()`.
+    """
+    if width not in STANDARD_WIDTHS:
+        raise ValueError(f"{width}px is not a standard thumbnail width {STANDARD_WIDTHS}")
+    parts = urlsplit(thumb_url)
+    head, _, last = parts.path.rpartition("/")
+    if "/thumb/" not in parts.path:
+        raise ValueError(f"not a thumbnail URL: {thumb_url}")
+    new_last, count = re.subn(r"(^|-)\d+px-", rf"\g<1>{width}px-", last, count=1)
+    if not count:
+        raise ValueError(f"no width in thumbnail URL: {thumb_url}")
+    return urlunsplit(parts._replace(path=f"{head}/{new_last}"))

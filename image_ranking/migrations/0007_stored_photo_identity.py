@@ -5,7 +5,8 @@ from django.db import migrations, models
 
 
 def stored_photo_from_winners(apps, schema_editor):
-    """A POI's stored photo was known only as its winner candidate: copy its identity."""
+    """A POI's stored photo was known only as its winner candidate: copy its identity (its
+    scene features are not known yet: the old 64-bit hash is no same-scene test)."""
     PoiRanking = apps.get_model("image_ranking", "PoiRanking")
     Candidate = apps.get_model("image_ranking", "Candidate")
     for ranking in PoiRanking.objects.filter(image_origin__in=["pipeline", "curator"]):
@@ -14,11 +15,7 @@ def stored_photo_from_winners(apps, schema_editor):
             continue
         ranking.image_sha1 = winner.sha1
         ranking.image_title = winner.title
-        ranking.image_scene = bytes.fromhex(winner.dhash) if winner.dhash else b""
-        ranking.save(update_fields=["image_sha1", "image_title", "image_scene"])
-    for candidate in Candidate.objects.exclude(dhash=""):
-        candidate.scene = bytes.fromhex(candidate.dhash)
-        candidate.save(update_fields=["scene"])
+        ranking.save(update_fields=["image_sha1", "image_title"])
 
 
 def forget_unusable_blocks(apps, schema_editor):
@@ -62,11 +59,6 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddField(
-            model_name="candidate",
-            name="scene",
-            field=models.BinaryField(blank=True, default=b""),
-        ),
         migrations.AddField(
             model_name="poiranking",
             name="image_scene",

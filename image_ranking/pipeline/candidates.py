@@ -17,12 +17,12 @@ from django.db import transaction
 from PIL import Image
 
 from cities.models import PointOfInterest
-from image_ranking.commons.client import CommonsCandidate, has_geodata
+from image_ranking.commons.answers import CommonsCandidate, has_geodata
 from image_ranking.commons.downloads import DownloadError, fetch_image_bytes
 from image_ranking.commons.renditions import rendition_or_original
 from image_ranking.models import Candidate, PoiRanking
 from image_ranking.pipeline import relevance, storage
-from image_ranking.scoring import Scorer, quality, sharpness
+from image_ranking.scoring import Scorer, quality, scenes
 from image_ranking.scoring.imaging import ImageRejected, open_image, to_rgb
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,9 @@ class Scored:
     error: str = ""
     transient: bool = False  # its thumbnail failed for a passing reason: try again later
     evidence: relevance.Evidence = field(default_factory=relevance.Evidence)
-    scene: bytes = b""  # scene features of the scored rendition (the same-scene test)
+    # Scene features of the scored rendition (`scoring.scenes`), for the same-scene checks of
+    # this ranking; kept with the stored photo only (PoiRanking.image_scene), not per candidate.
+    scene: bytes = b""
     damage: str = ""  # "dark copy of File:X.jpg": why it ranks below its better copy
     row: Candidate | None = None
 
@@ -125,12 +127,14 @@ def score_batch(items: list[Scored], scorer: Scorer) -> None:
     # Only a damaged copy of another candidate (same scene: dark, washed-out, low-contrast,
     # blurred, or an enlarged crop) is pushed down, below the better copy; different photos
     # of the place are left to the model, since their exposure and detail say nothing.
-    damages = quality.assess_copies(images)
+    features = [scenes.features(image) for image in images]  # once each, for every check
+    widths = [item.source.width for item in owners]
+    damages = quality.assess_copies(images, features=features, file_widths=widths)
     ranked = quality.ranking_scores([float(r.score) for r in results], damages)
-    for item, image, result, damage, rank in zip(
-        owners, images, results, damages, ranked, strict=True
+    for item, feats, result, damage, rank in zip(
+        owners, features, results, damages, ranked, strict=True
     ):
-        item.scene = sharpness.difference_hash(image).to_bytes(8, "big")
+        item.scene = feats.to_bytes()
         item.score = float(result.score)
         item.score_std = None if result.std is None else float(result.std)
         item.rank_score = rank
@@ -204,7 +208,6 @@ def save_candidates(poi: PointOfInterest, items: list[Scored], model: str) -> No
                 error=item.error[:500],
                 categories=list(c.categories),
                 relevance=item.evidence.summary()[:300],
-                scene=item.scene,
                 damage=item.damage[:200],
                 is_winner=bool(stored) and c.sha1 == stored,
             )

@@ -33,8 +33,9 @@ class NotUsed(Exception):
 
 
 def taken_by(candidate: Candidate) -> shared_photos.Conflict | None:
-    """Another POI of the city whose stored photo this file or scene is (no lock: for the
-    dashboard's immediate answer; `use_candidate` decides under the lock)."""
+    """Another POI of the city whose stored photo this very file is (no lock, no download: for
+    the dashboard's immediate answer; `use_candidate` decides for the file and its scene under
+    the lock, once it has the image)."""
     poi = PointOfInterest.objects.select_related("city").get(pk=candidate.poi_id)
     return shared_photos.conflict(poi, _photo(candidate), tie_break=False)
 
@@ -62,14 +63,17 @@ def use_candidate(
                 max_bytes=storage.max_download_bytes(),
                 max_wait=max_wait,
             )
-            name = storage.write_file(poi, storage.prepare_bytes(data))
+            prepared = storage.prepare_bytes(data)
+            name = storage.write_file(poi, prepared)
             who = getattr(user, "get_username", lambda: "")() if user is not None else ""
             best = ranking.best_score if ranking.best_score is not None else candidate.score
             chosen = Decision(
                 PoiRanking.Status.UPDATED,
                 f"Chosen by {who or 'a curator'}: {candidate.title}",
                 fields={"best_score": best},
-                image=NewImage(name, PoiRanking.Origin.CURATOR, candidate),
+                image=NewImage(
+                    name, PoiRanking.Origin.CURATOR, candidate, storage.scene_of(prepared)
+                ),
                 tie_break=False,
             )
             found = outcome.record(poi, token, chosen, run_id=run_id)
@@ -81,6 +85,4 @@ def use_candidate(
 
 
 def _photo(candidate: Candidate) -> shared_photos.Photo:
-    return shared_photos.Photo(
-        candidate.sha1, bytes(candidate.scene), candidate.title, tuple(candidate.categories)
-    )
+    return shared_photos.Photo(candidate.sha1, b"", candidate.title, tuple(candidate.categories))

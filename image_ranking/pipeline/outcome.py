@@ -54,6 +54,7 @@ class NewImage:
     name: str
     origin: str
     candidate: Candidate | None = None  # the Commons file it came from; None = the fallback
+    scene: bytes = b""  # its scene features (`scoring.scenes`), for one photo, one place
 
 
 @dataclass
@@ -66,6 +67,32 @@ class Decision:
     fields: dict[str, Any] = field(default_factory=dict)  # other PoiRanking fields
     image: NewImage | None = None
     tie_break: bool = True  # a pipeline winner naming this POI may take another POI's photo
+
+
+@dataclass
+class Job:
+    """One claimed POI being ranked, and what every decision recorded for it carries."""
+
+    poi: PointOfInterest
+    ranking: PoiRanking
+    token: str
+    run_id: int | None
+    threshold: float
+
+    @property
+    def has_real_image(self) -> bool:
+        """Flags are for POIs that lack a photo; one with a real image is never flagged."""
+        return bool(self.poi.image_file) and not self.ranking.uses_fallback
+
+    def offer(self, decision: Decision, **fields: Any) -> shared_photos.Conflict | None:
+        """Record `decision` with the job's fields, unless its new image is another POI's
+        photo (the conflict is returned, nothing written)."""
+        decision.fields = {"threshold": self.threshold, **fields, **decision.fields}
+        return record(self.poi, self.token, decision, run_id=self.run_id)
+
+    def record(self, decision: Decision, **fields: Any) -> Decision:
+        self.offer(decision, **fields)
+        return decision
 
 
 def record(
@@ -134,7 +161,7 @@ def _apply(
     current = PointOfInterest.objects.select_related("city").get(pk=poi.pk)
     if source is not None:
         photo = shared_photos.Photo(
-            source.sha1, bytes(source.scene), source.title, tuple(source.categories)
+            source.sha1, image.scene, source.title, tuple(source.categories)
         )
         found = shared_photos.conflict(current, photo, tie_break=decision.tie_break)
         if found is not None:
@@ -170,7 +197,7 @@ def _switch_image(
     ranking.image_origin = image.origin
     ranking.image_sha1 = source.sha1 if source else ""
     ranking.image_title = source.title[:500] if source else ""
-    ranking.image_scene = bytes(source.scene) if source else b""
+    ranking.image_scene = image.scene if source else b""
     Candidate.objects.filter(poi=poi, is_winner=True).update(is_winner=False)
     if source is not None:
         Candidate.objects.filter(pk=source.pk).update(is_winner=True)

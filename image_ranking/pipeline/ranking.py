@@ -22,13 +22,14 @@ from django.conf import settings
 from django_q.exceptions import TimeoutException
 
 from cities.models import PointOfInterest
+from image_ranking.commons.answers import titles_not_found
 from image_ranking.commons.budget import time_budget
-from image_ranking.commons.client import CommonsError, get_commons_client, titles_not_found
+from image_ranking.commons.client import CommonsError, get_commons_client
 from image_ranking.models import AdoptedThreshold, PoiRanking
 from image_ranking.pipeline import candidates, fallback, flags, outcome, winner
 from image_ranking.pipeline.candidates import MAX_CANDIDATES, Scored
 from image_ranking.pipeline.claims import claim_poi, release_claim
-from image_ranking.pipeline.outcome import Decision
+from image_ranking.pipeline.outcome import Decision, Job
 from image_ranking.pipeline.winner import incomplete
 from image_ranking.scoring import get_scorer
 
@@ -75,7 +76,7 @@ def rank_poi(
     try:
         # No threshold given (command line, Prefect): the one curators adopted, else the setting.
         limit = threshold if threshold is not None else AdoptedThreshold.current(model_name)
-        job = _Job(poi, ranking, token, run_id, limit)
+        job = Job(poi, ranking, token, run_id, limit)
         # Every wait at the network edge gives up within the budget, and says so in the
         # Commons or download error it ends as (a fetch_failed flag).
         with time_budget(poi_budget_seconds()):
@@ -108,28 +109,7 @@ def poi_budget_seconds() -> float:
     return max(1.0, timeout - min(30.0, max(2.0, timeout / 10)))
 
 
-@dataclass
-class _Job:
-    """One claimed POI being ranked, and what every recorded decision carries."""
-
-    poi: PointOfInterest
-    ranking: PoiRanking
-    token: str
-    run_id: int | None
-    threshold: float
-
-    @property
-    def has_real_image(self) -> bool:
-        """Flags are for POIs that lack a photo; one with a real image is never flagged."""
-        return bool(self.poi.image_file) and not self.ranking.uses_fallback
-
-    def record(self, decision: Decision, **fields) -> Decision:
-        decision.fields = {"threshold": self.threshold, **fields, **decision.fields}
-        outcome.record(self.poi, self.token, decision, run_id=self.run_id)
-        return decision
-
-
-def _rank_claimed(job: _Job, replace_existing: bool, model_name: str | None) -> Decision:
+def _rank_claimed(job: Job, replace_existing: bool, model_name: str | None) -> Decision:
     poi, ranking = job.poi, job.ranking
     scorer = get_scorer(model_name)  # ScoringModelMissing propagates: a deployment fault
     searched = search_description(ranking, poi)

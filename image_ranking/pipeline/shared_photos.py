@@ -18,6 +18,7 @@ other POI loses it and is flagged `shared_photo` (under its claim, see `outcome`
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from django.db.models import Q, QuerySet
@@ -25,7 +26,7 @@ from django.db.models import Q, QuerySet
 from cities.models import PointOfInterest
 from image_ranking.models import Candidate, PoiRanking
 from image_ranking.pipeline import relevance
-from image_ranking.scoring.sharpness import same_scene
+from image_ranking.scoring import scenes
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,13 @@ def conflict(poi: PointOfInterest, photo: Photo, *, tie_break: bool = True) -> C
 
 
 def same_photo_scene(a: bytes, b: bytes) -> bool:
-    """The one same-scene test on stored features (`Candidate.scene`)."""
-    return same_scene(int.from_bytes(bytes(a), "big"), int.from_bytes(bytes(b), "big"))
+    """The one same-scene test (`scoring.scenes.match`) on stored features; features of an
+    older version (a 64-bit hash) say nothing."""
+    try:
+        first, second = scenes.Features.from_bytes(bytes(a)), scenes.Features.from_bytes(bytes(b))
+    except (ValueError, struct.error):
+        return False
+    return scenes.match(first, second) is not None
 
 
 def _names_only_here(

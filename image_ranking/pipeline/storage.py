@@ -29,6 +29,7 @@ from cities.models import PointOfInterest
 from image_ranking.commons.downloads import fetch_image_bytes
 from image_ranking.commons.renditions import rendition_or_original
 from image_ranking.pipeline import files
+from image_ranking.scoring import scenes
 from image_ranking.scoring.imaging import ImageRejected, open_image, to_rgb
 
 logger = logging.getLogger(__name__)
@@ -129,6 +130,11 @@ def prepare_bytes(data: bytes) -> PreparedImage:
         return prepare_image(data)
     except ImageRejected as exc:
         raise StorageError(f"image rejected: {exc}") from exc
+
+
+def scene_of(prepared: PreparedImage) -> bytes:
+    """The scene features (`scoring.scenes`) of a prepared image, as stored with the POI."""
+    return scenes.features(Image.open(io.BytesIO(prepared.content))).to_bytes()
 
 
 def winner_url(candidate: Any) -> str:

@@ -10,17 +10,14 @@ stops there, so a passing fault never stores a worse photo for good.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from image_ranking.commons.downloads import DownloadError
 from image_ranking.models import Candidate, PoiRanking
-from image_ranking.pipeline import flags, outcome, shared_photos, storage
+from image_ranking.pipeline import flags, shared_photos, storage
 from image_ranking.pipeline.candidates import Scored
-from image_ranking.pipeline.outcome import Decision, NewImage
+from image_ranking.pipeline.outcome import Decision, Job, NewImage
 from image_ranking.pipeline.storage import StorageError
-
-if TYPE_CHECKING:  # the job type only; ranking imports this module
-    from image_ranking.pipeline.ranking import _Job
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +25,7 @@ Status = PoiRanking.Status
 
 
 def store_first(
-    job: _Job, winners: list[Scored], scored: list[Scored], common: dict[str, Any]
+    job: Job, winners: list[Scored], scored: list[Scored], common: dict[str, Any]
 ) -> Decision:
     """Store the first winner that can be stored, or record why none was; returns the
     recorded decision."""
@@ -59,10 +56,9 @@ def store_first(
         stored = Decision(
             Status.UPDATED,
             _stored_reason(item, scored),
-            image=NewImage(name, PoiRanking.Origin.PIPELINE, item.row),
+            image=NewImage(name, PoiRanking.Origin.PIPELINE, item.row, item.scene),
         )
-        stored.fields = {"threshold": job.threshold, **common}
-        found = outcome.record(job.poi, job.token, stored, run_id=job.run_id)
+        found = job.offer(stored, **common)
         if found is None:
             return stored
         taken.append(_mark_taken(poi, item, found))

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 50_000_000
-# Pillow's names for image/jpeg, image/png, image/webp and image/gif (client.PHOTO_MIMES).
+# Pillow's names for image/jpeg, image/png, image/webp and image/gif (commons.answers.PHOTO_MIMES).
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF")
 NOT_AN_IMAGE = "not an image (only JPEG, PNG, WebP and GIF are read)"
 # A rendition asked for `at_most` px wide decodes to at most (4 x at_most)^2 pixels

@@ -3,15 +3,16 @@
 Why: NIMA judges beauty on a 224x224 downscale. There a dark, washed-out, hazy or blurred copy
 of a photo, or a corner of it blown up to full size, can score as well as the photo itself (a
 dark copy beat its original 4.83 to 4.79). A curator picks the least damaged shot among
-near-duplicates. So candidates showing the same scene (copies.locate: same framing, or one a
-crop of the other) are compared on what differs between versions of ONE photo:
+near-duplicates. So candidates showing the same scene (scenes.match: the same framing, or one a
+crop of the other, turned or not) are compared on what differs between versions of ONE photo:
   exposure   a copy whose tones are squeezed toward black (dark) or whose blacks are lifted
              or highlights blown (washed-out), or whose tonal range shrank (low-contrast);
   sharpness  the Laplacian-variance ratio at a common scale, as the blur check always did;
-  resolution an enlarged crop has no more real detail than the original's region upscaled.
-Each is measured on the same part of the scene (the crop's region in the other image), so a
-crop of a dark corner is not "dark". A copy is damaged only when the other is worse in none of
-these, so the original, and any photo not a copy of another, is never marked.
+  resolution an enlarged crop has more pixels than its source had for its view (the files'
+             widths), or no more real detail than the original's region upscaled.
+Each is measured on the same part of the scene (the crop's region in the other image, turned
+upright), so a crop of a dark corner is not "dark". A copy is damaged only when the other is
+worse in none of these, so the original, and any photo not a copy of another, is never marked.
 Different photos of a place are never compared: NIMA alone ranks them.
 """
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from image_ranking.scoring import copies, sharpness
+from image_ranking.scoring import scenes, sharpness
 
 PENALTY = 1.0  # NIMA points taken off a damaged copy when ranking, like the blur check's
 # Exposure, on luminance 0..1 of the same part of the scene (p5/p95 = 5th/95th percentile):
@@ -35,7 +36,10 @@ WASHED_BLACKS = 0.1  # ... blacks lifted by this much beyond the scaling, or
 WASHED_CLIPPED = 0.08  # ... this much more of the picture blown to white
 CLIP_LEVEL = 0.98
 FLAT_RANGE = 0.6  # low-contrast: tonal range under this share, with blacks lifted
-ENLARGED = 1.4  # an inner copy with this many more pixels than its region in the other is
+# With the files' full sizes known (Commons' width), a crop whose file is this many times wider
+# than its view's width in the other file is enlarged: it has more pixels than its source had.
+ENLARGED_FILE = 1.08
+ENLARGED = 1.4  # Else: an inner copy with this many more pixels than its region in the other is
 # ... an enlarged crop when the detail above the region's resolution is under this share of
 # the region's own top octave, per octave (measured on the test set: enlarged crops <= 0.28,
 # full-resolution close-ups >= 0.38: a thin margin), or under NOISE_FLOOR (squared 8-bit
@@ -64,36 +68,54 @@ class Damage:
     kind: str  # one of KINDS: the main fault
     penalty: float
     also: tuple[str, ...] = ()  # its other faults
+    turn: float = 0.0  # degrees this copy is turned against the better one
 
     def reason(self, title: str) -> str:
-        """What the curator reads, naming the better copy: 'dark copy of File:X.jpg'."""
-        if self.kind == "enlarged crop":
-            return f"enlarged crop of {title}"
-        return f"{self.kind} copy of {title}"
+        """What the curator reads, naming the better copy: 'dark copy of File:X.jpg',
+        'enlarged crop of File:X.jpg, turned 6°'."""
+        said = f"enlarged crop of {title}" if self.kind == "enlarged crop" else None
+        said = said or f"{self.kind} copy of {title}"
+        degrees = round(abs(self.turn))
+        return f"{said}, turned {degrees}°" if degrees >= 1 else said
 
 
 @dataclass
 class _Image:
-    """One candidate's luminance (0..1) and its matching view, computed once."""
+    """One candidate's luminance (0..1) and its scene features, computed once."""
 
     grey: np.ndarray
-    view: copies.View
+    features: scenes.Features
+    file_width: int | None  # the file's full width, when known
 
 
-def assess_copies(images: list[Image.Image], parts: frozenset[str] = PARTS) -> list[Damage | None]:
+def assess_copies(
+    images: list[Image.Image],
+    parts: frozenset[str] = PARTS,
+    features: list[scenes.Features] | None = None,
+    file_widths: list[int | None] | None = None,
+) -> list[Damage | None]:
     """For each image (a POI's decoded candidates, in order), the better copy of the same
     scene it is a damaged version of, or None: the best of its copies, or no copy at all.
-    `parts` leaves checks out, for the bench to measure what each one adds."""
-    prepared = [_prepare(i) for i in images]
+    `features` are the images' scenes.features when the caller has them already (computed
+    here otherwise). `file_widths` are the files' full widths (Commons' `width`) when known:
+    a crop is then an enlarged crop when its file is wider than its view is in the other file;
+    without them, when its pixels carry no detail beyond the other's (renditions hide an
+    enlargement below their own size). `parts` leaves checks out, for the bench to measure."""
+    if features is None:
+        features = [scenes.features(i) for i in images]
+    widths = file_widths or [None] * len(images)
+    prepared = [_prepare(*item) for item in zip(images, features, widths, strict=True)]
     n = len(images)
     faults: dict[tuple[int, int], list[str]] = {}
+    turns: dict[tuple[int, int], float] = {}
     for i in range(n):
         for j in range(i + 1, n):
             if prepared[i] is None or prepared[j] is None:
                 continue
             pair = _compare(prepared[i], prepared[j], parts)
             if pair is not None:
-                faults[i, j], faults[j, i] = pair
+                faults[i, j], faults[j, i], turns[i, j] = pair
+                turns[j, i] = -turns[i, j]
     # j dominates i: i is worse in something, j in nothing
     beaten_by = {
         i: [j for j in range(n) if faults.get((i, j)) and not faults.get((j, i))] for i in range(n)
@@ -106,7 +128,7 @@ def assess_copies(images: list[Image.Image], parts: frozenset[str] = PARTS) -> l
         # the best copy: one nobody beats, then the one it is most clearly worse than
         j = min(beaten_by[i], key=lambda j: (bool(beaten_by[j]), -len(faults[i, j]), j))
         kinds = sorted(faults[i, j], key=KINDS.index)
-        out.append(Damage(j, kinds[0], PENALTY, tuple(kinds[1:])))
+        out.append(Damage(j, kinds[0], PENALTY, tuple(kinds[1:]), turns[i, j]))
     return out
 
 
@@ -125,33 +147,39 @@ def ranking_scores(scores: list[float], damages: list[Damage | None]) -> list[fl
     return ranked
 
 
-def _prepare(image: Image.Image) -> _Image | None:
+def _prepare(
+    image: Image.Image, features: scenes.Features, file_width: int | None
+) -> _Image | None:
     if min(image.size) < MIN_SIDE:
         return None
-    grey = image.convert("L")
-    return _Image(np.asarray(grey, dtype=np.float32) / 255.0, copies.view(grey))
+    grey = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    return _Image(grey, features, file_width)
 
 
-def _compare(a: _Image, b: _Image, parts: frozenset[str]) -> tuple[list[str], list[str]] | None:
-    """(faults of a against b, faults of b against a) when they show the same scene."""
-    crops = "crops" in parts
-    region = copies.locate(a.view, b.view, crops=crops)
-    if region is not None:
-        b_faults, a_faults = _judge(a, b, region)
-    else:
-        region = copies.locate(b.view, a.view, crops=crops)
-        if region is None:
-            return None
-        a_faults, b_faults = _judge(b, a, region)
-    return [f for f in a_faults if PART_OF[f] in parts], [
-        f for f in b_faults if PART_OF[f] in parts
-    ]
+def _compare(
+    a: _Image, b: _Image, parts: frozenset[str]
+) -> tuple[list[str], list[str], float] | None:
+    """(faults of a against b, faults of b against a, a's turn against b) when they show
+    the same scene."""
+    found = scenes.match(a.features, b.features)
+    if found is None or not (found.full_frame or "crops" in parts):
+        return None
+    outer, inner = (a, b) if found.inner == 1 else (b, a)
+    inner_faults, outer_faults = _judge(outer, inner, found)
+    a_faults, b_faults = (
+        (outer_faults, inner_faults) if found.inner == 1 else (inner_faults, outer_faults)
+    )
+    a_turn = found.turn if found.inner == 0 else -found.turn
+    return (
+        [f for f in a_faults if PART_OF[f] in parts],
+        [f for f in b_faults if PART_OF[f] in parts],
+        a_turn,
+    )
 
 
-def _judge(outer: _Image, inner: _Image, region: copies.Region) -> tuple[list[str], list[str]]:
-    """(faults of inner, faults of outer), `inner` lying at `region` of `outer`."""
-    left, top, right, bottom = region.box((outer.grey.shape[1], outer.grey.shape[0]))
-    part = outer.grey[top:bottom, left:right]
+def _judge(outer: _Image, inner: _Image, found: scenes.SceneMatch) -> tuple[list[str], list[str]]:
+    """(faults of inner, faults of outer), `inner` showing the view `found` places in `outer`."""
+    part = found.part_of_outer(outer.grey, inner.grey.shape)
     inner_faults = _tone_faults(part, inner.grey)
     outer_faults = _tone_faults(inner.grey, part)
     sharp_part, sharp_inner = _at_common_scale(part, inner.grey)
@@ -159,7 +187,7 @@ def _judge(outer: _Image, inner: _Image, region: copies.Region) -> tuple[list[st
         inner_faults.append("blurred")
     if sharp_part < sharpness.BLUR_RATIO * sharp_inner:
         outer_faults.append("blurred")
-    if not region.full_frame and _enlarged_without_detail(part, inner.grey):
+    if not found.full_frame and _enlarged(outer, inner, found.share, part):
         inner_faults.append("enlarged crop")
     return inner_faults, outer_faults
 
@@ -207,6 +235,14 @@ def _at_common_scale(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     width = min(a.shape[1], b.shape[1], sharpness.MEASURE_WIDTH)
     height = max(1, round(b.shape[0] * width / b.shape[1]))
     return _laplacian(_resize(a, (width, height))), _laplacian(_resize(b, (width, height)))
+
+
+def _enlarged(outer: _Image, inner: _Image, share: float, part: np.ndarray) -> bool:
+    """Does the crop `inner` have fewer real pixels than its own size: by the files' widths
+    when both are known, else by the detail its rendition lacks."""
+    if outer.file_width and inner.file_width:
+        return inner.file_width >= ENLARGED_FILE * share * outer.file_width
+    return _enlarged_without_detail(part, inner.grey)
 
 
 def _enlarged_without_detail(part: np.ndarray, inner: np.ndarray) -> bool:

@@ -9,9 +9,10 @@ near-duplicates (a small difference hash of the thumbnail; a blurred or darkened
 and different photos of a place are left to NIMA alone.
 
 quality.assess_copies generalises this check (exposure, contrast, enlarged crops, and copies
-found by position and scale, not only by hash); blurred_copies and ranking_score stay for
-callers that only want the blur check, and quality reuses laplacian_variance's measure, the
-hash and BLUR_RATIO from here.
+found by scenes.match however they were cropped or turned, not by hash); blurred_copies and
+ranking_score stay for callers that only want the blur check (the benches' baseline), and
+quality reuses laplacian_ratio and BLUR_RATIO from here. The difference hash is no same-scene
+test (unrelated photos of a city fall within 10 bits): scenes.match is.
 """
 
 from __future__ import annotations

@@ -74,6 +74,10 @@ def main() -> int:
 
     if args.lease is not None:
         ratelimit.LEASE_SECONDS = args.lease
+    if args.start < 0:  # set up: say so, then take "START [STOP]" from the test (stdin)
+        print("READY", flush=True)
+        times = [float(t) for t in sys.stdin.readline().split()]
+        args.start, args.stop = times[0], times[1] if len(times) > 1 else args.stop
     result = {"name": args.name, **MODES[args.mode](args)}
     print(json.dumps(result), flush=True)
     return 0

@@ -7,12 +7,9 @@ import logging
 
 import pytest
 
-from image_ranking.commons.client import (
-    CommonsCandidate,
-    CommonsError,
-    get_commons_client,
-    rendition_url,
-)
+from image_ranking.commons.answers import CommonsCandidate
+from image_ranking.commons.client import CommonsError, get_commons_client
+from image_ranking.commons.renditions import rendition_url
 from tests.fakes.images import jpeg_bytes, photo
 
 POI = "Torre de Belém"
@@ -252,7 +249,7 @@ def test_visible_categories_come_with_the_same_one_request(client, commons_serve
 def test_a_wiki_without_geodata_is_noted_once_and_searched_without_coordinates(
     commons_server, caplog
 ):
-    from image_ranking.commons import client as client_module
+    from image_ranking.commons import answers as client_module
 
     client_module._WITHOUT_GEODATA.discard(commons_server.api_url)
     commons_server.geodata = False

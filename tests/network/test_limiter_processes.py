@@ -24,7 +24,7 @@ from tests.postgres import fresh_database
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RATE_PER_HOUR = 18_000  # 5 requests/s: short tests, the same logic as at 500/h
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.processes]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -67,6 +67,7 @@ class Workers:
             [sys.executable, "-m", "tests.network.limiter_worker", *args],
             cwd=REPO_ROOT,
             env=env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -192,19 +193,20 @@ def test_skewed_host_clocks_cannot_break_the_limiter(workers, commons_server):
 
 def test_waiters_are_served_in_arrival_order(workers):
     now = time.time()
-    holder = workers.start("--name=first", "--mode=hold-api", f"--stop={now + 10.0}")
+    holder = workers.start("--name=first", "--mode=hold-api", f"--stop={now + 20.0}")
     assert holder.stdout.readline().strip() == "HELD"
-    start = time.time() + 4.0  # every waiter started up before the first one asks
     waiters = [
         workers.start(
-            f"--name=w{i}",
-            "--mode=once-api",
-            f"--start={start + 0.3 * i}",
-            "--hold=0.05",
-            "--max-wait=30",
+            f"--name=w{i}", "--mode=once-api", "--start=-1", "--hold=0.05", "--max-wait=30"
         )
         for i in range(6)
     ]
+    for waiter in waiters:  # every waiter has started up (however slowly) ...
+        assert waiter.stdout.readline().strip() == "READY"
+    start = time.time() + 0.5  # ... before the first one asks, then one every 0.4 s
+    for i, waiter in enumerate(waiters):
+        waiter.stdin.write(f"{start + 0.4 * i}\n")
+        waiter.stdin.flush()
     results = [workers.result(p) for p in waiters]
     workers.result(holder)
 

@@ -19,6 +19,8 @@ from image_ranking.commons.ratelimit.verdict import LimiterConfig, default_burst
 from tests.fakes.images import jpeg_bytes
 from tests.postgres import fresh_database
 
+pytestmark = pytest.mark.processes
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RATE_PER_HOUR = 18_000  # 5 requests/s keeps the test short; the logic is the same at 500/h
 WORKERS = 4
@@ -107,7 +109,6 @@ def _run_workers(commons_server, env: dict[str, str]) -> list[dict]:
         timeout=120,
     )
     assert migrate.returncode == 0, migrate.stderr
-    start = time.time() + 2.0  # every worker set up before the first request
     procs = [
         subprocess.Popen(
             [
@@ -115,18 +116,24 @@ def _run_workers(commons_server, env: dict[str, str]) -> list[dict]:
                 "-m",
                 "tests.network.limiter_worker",
                 f"--name=w{i}",
-                f"--start={start}",
-                f"--stop={start + RUN_SECONDS}",
+                "--start=-1",  # told once set up
                 f"--thumb={commons_server.url_for_thumb(thumb, 120)}",
             ],
             cwd=REPO_ROOT,
             env=env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for i in range(WORKERS)
     ]
+    for proc in procs:  # every worker set up (however slowly) before the first request
+        assert proc.stdout.readline().strip() == "READY", proc.stderr.read()
+    start = time.time() + 0.5
+    for proc in procs:
+        proc.stdin.write(f"{start} {start + RUN_SECONDS}\n")
+        proc.stdin.flush()
     # One 429 in the middle of the run: every worker must pause until its Retry-After.
     time.sleep(max(0.0, start + 1.5 - time.time()))
     commons_server.fail_next("429", retry_after=PAUSE_SECONDS)

@@ -22,6 +22,8 @@ from tests.conftest import REPO_ROOT
 from tests.fakes.images import photo
 from tests.postgres import fresh_database
 
+pytestmark = pytest.mark.processes
+
 SETUP = """
 from cities.models import City, PointOfInterest, PoiList
 city = City.objects.create(name="Lisbon", latitude=38.7139, longitude=-9.1394)

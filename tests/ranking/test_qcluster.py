@@ -19,6 +19,8 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.ranking.cluster import FINAL, Cluster, make_pois
 
+pytestmark = pytest.mark.processes
+
 
 @pytest.fixture
 def cluster_factory(tmp_path, commons_server, nima_scorer):

@@ -23,6 +23,8 @@ from tests.postgres import fresh_database
 from tests.ranking.cluster import SETUP, Cluster
 from tests.ranking.helpers import scaled
 
+pytestmark = pytest.mark.processes
+
 POIS = 12
 STATE = """
 import json

@@ -138,7 +138,7 @@ def test_the_search_looks_past_the_first_ten_hits_for_the_pois_own_photo(
 def test_without_geodata_the_card_says_the_distance_was_not_checked(
     make_poi, commons_server, fixed_scorer
 ):
-    from image_ranking.commons import client
+    from image_ranking.commons import answers
 
     commons_server.geodata = False
     poi = make_poi("Padrão dos Descobrimentos")
@@ -149,7 +149,7 @@ def test_without_geodata_the_card_says_the_distance_was_not_checked(
         assert rank_poi(poi.pk, threshold=0).outcome == Outcome.UPDATED
         assert PoiRanking.objects.get(poi=poi).distance_check == PoiRanking.DistanceCheck.NO_GEODATA
     finally:
-        client._WITHOUT_GEODATA.discard(commons_server.api_url)
+        answers._WITHOUT_GEODATA.discard(commons_server.api_url)
 
 
 def test_the_distance_check_is_recorded_when_it_ran(make_poi, commons_server, fixed_scorer):

@@ -37,7 +37,7 @@ from image_ranking.runs import sweep
 from tests.conftest import REPO_ROOT
 from tests.postgres import server_url
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.processes]
 Outcome = RankingRunItem.Outcome
 
 SKEW = timedelta(minutes=10)

@@ -135,7 +135,7 @@ def test_the_kept_formats_decode(format_name):
 
 
 def test_allowed_formats_are_the_mime_types_the_client_keeps():
-    from image_ranking.commons.client import PHOTO_MIMES
+    from image_ranking.commons.answers import PHOTO_MIMES
     from image_ranking.scoring.imaging import ALLOWED_FORMATS
 
     assert {Image.MIME[name] for name in ALLOWED_FORMATS} == PHOTO_MIMES

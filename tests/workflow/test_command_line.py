@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
+pytestmark = pytest.mark.processes
+
 
 @pytest.mark.slow
 def test_command_line_runs_the_flow_without_a_prefect_server(

@@ -1,4 +1,5 @@
-"""Which candidates show the same scene: the same framing, or one a crop of the other.
+"""The same-scene search scoring/scenes.py replaced, kept unchanged as bench/scenes.py's baseline
+(it was image_ranking/scoring/copies.py): the same framing, or one a crop of the other.
 
 Why: technical quality (exposure, contrast, focus, real resolution) can only be compared between
 versions of ONE photo; across different photos of a place it says nothing (see sharpness.py).
