@@ -158,7 +158,8 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
 
-LOGIN_URL = "admin:login"
+# The dashboard's own login page (staff only, says so); the admin site keeps its own.
+LOGIN_URL = "image_ranking:login"
 
 # Content-Security-Policy of every response, built by django-csp (city_wiki/middleware.py adds
 # each of IMAGE_DOWNLOAD_ORIGINS to img-src, since the dashboard shows candidates from Commons).

@@ -14,7 +14,6 @@ from image_ranking.models import (
     RankingRun,
     RankingRunItem,
 )
-from image_ranking.review.forms import StaffLoginForm
 
 
 @admin.register(ImageTrainingData)
@@ -106,8 +105,3 @@ class AdoptedThresholdAdmin(admin.ModelAdmin):
         "adopted_at",
     ]
     list_filter = ["model_name"]
-
-
-# The login page the dashboard sends visitors to: a non-staff account is told it has no
-# access, not that its password is wrong.
-admin.site.login_form = StaffLoginForm

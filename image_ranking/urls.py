@@ -3,6 +3,7 @@
 from django.urls import path
 
 from image_ranking.review import (
+    access,
     bulk,
     calibration_views,
     focus,
@@ -19,6 +20,7 @@ app_name = "image_ranking"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("login/", access.staff_login, name="login"),
     path("poi/<int:poi_id>/", views.poi_card, name="poi_card"),
     path("poi/<int:poi_id>/label/", label_views.label_current, name="label_current"),
     path("poi/<int:poi_id>/rerank/", image_views.rerank_poi, name="rerank"),

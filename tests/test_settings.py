@@ -151,7 +151,7 @@ def test_x_forwarded_proto_is_trusted_behind_a_proxy_that_sets_it(tmp_path):
     result = run_python(BEHIND_A_PROXY, **production(tmp_path, DJANGO_TRUST_X_FORWARDED_PROTO="1"))
     status, location, hsts = result.stdout.split()
     assert (status, hsts) == ("302", "True"), result.stderr  # served: on to the login page
-    assert location.startswith("/admin/login/")
+    assert location.startswith("/image-ranking/login/")
 
 
 def test_check_deploy_passes_without_warnings_in_production_mode(tmp_path):
@@ -274,7 +274,8 @@ def test_every_page_carries_the_content_security_policy(admin_client, client, se
 
 def test_pages_run_no_script_the_policy_would_block(admin_client, db):
     """The dashboard and the admin use only their own static script files."""
-    for url in ("/image-ranking/", "/admin/", "/admin/cities/pointofinterest/", "/admin/login/"):
+    pages = ("/image-ranking/", "/image-ranking/login/", "/admin/", "/admin/login/")
+    for url in (*pages, "/admin/cities/pointofinterest/"):
         response = admin_client.get(url, follow=True)
         assert response.status_code == 200, url
         assert inline_scripts(response.content.decode()) == [], url

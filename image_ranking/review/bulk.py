@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_POST
 
 from image_ranking.models import Candidate
 from image_ranking.review import labels, undo
+from image_ranking.review.access import staff_only
 from image_ranking.review.answers import (  # noqa: F401 (FOCUS_HEADER: tests)
     FOCUS_HEADER,
     answer_card,
@@ -41,7 +41,7 @@ def good_and_others_bad(candidate: Candidate, *, user: Any = None) -> list[label
     return changes
 
 
-@staff_member_required
+@staff_only
 @require_POST
 def good_others_bad(request: HttpRequest, candidate_id: int) -> HttpResponse:
     """POST only (CSRF like every form). With htmx: the POI's card, the counts and the

@@ -3,7 +3,6 @@ bootstrap labels from the curated images."""
 
 from __future__ import annotations
 
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.template.defaultfilters import pluralize
@@ -13,6 +12,7 @@ from django_htmx.http import trigger_client_event
 
 from cities.models import City
 from image_ranking.review import bootstrap, calibration
+from image_ranking.review.access import staff_only
 from image_ranking.review.answers import (
     answer_panel,
     bad_request,
@@ -25,7 +25,7 @@ from image_ranking.review.forms import BootstrapForm, FilterForm, ThresholdForm
 LABELS_BOOTSTRAPPED_EVENT = "labelsBootstrapped"
 
 
-@staff_member_required
+@staff_only
 @require_GET
 def calibration_panel(request: HttpRequest) -> HttpResponse:
     """The calibration panel alone: fetched when the curator opens the drawer."""
@@ -51,7 +51,7 @@ def _calibration_answer(request: HttpRequest, model: str, message: str) -> HttpR
     )
 
 
-@staff_member_required
+@staff_only
 @require_POST
 def adopt_threshold(request: HttpRequest) -> HttpResponse:
     """Adopt a threshold for the next runs of the model the panel shows."""
@@ -78,7 +78,7 @@ def adopt_threshold(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@staff_member_required
+@staff_only
 @require_POST
 def bootstrap_labels(request: HttpRequest) -> HttpResponse:
     form = BootstrapForm(request.POST)

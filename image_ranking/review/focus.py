@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from image_ranking.models import Candidate
 from image_ranking.review import counts, focusing, undo
+from image_ranking.review.access import staff_only
 from image_ranking.review.answers import bad_request
 from image_ranking.review.forms import FilterForm
 
@@ -31,7 +31,7 @@ class FocusForm(FilterForm):
         return data
 
 
-@staff_member_required
+@staff_only
 @require_GET
 def focused_review(request: HttpRequest) -> HttpResponse:
     """The whole page, or (htmx: a key or a link inside it) only its panel."""

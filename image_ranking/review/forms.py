@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
 
@@ -120,21 +119,3 @@ class ThresholdForm(forms.Form):
 
 class BootstrapForm(forms.Form):
     city = forms.IntegerField(required=False, min_value=1)
-
-
-NO_ACCESS = (
-    "This account has no access to the dashboard: it is not a staff account. "
-    "Ask an administrator to give it staff access."
-)
-
-
-class StaffLoginForm(AdminAuthenticationForm):
-    """The admin's login form (the dashboard's login page), saying what is wrong: Django's
-    own tells a non-staff user with the right password that the password is wrong."""
-
-    error_messages = {**AdminAuthenticationForm.error_messages, "no_access": NO_ACCESS}
-
-    def confirm_login_allowed(self, user):
-        if user.is_active and not user.is_staff:
-            raise ValidationError(self.error_messages["no_access"], code="no_access")
-        super().confirm_login_allowed(user)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_http_methods, require_POST
@@ -17,6 +16,7 @@ from image_ranking.pipeline import choice
 from image_ranking.pipeline.fallback import apply_category_fallback
 from image_ranking.pipeline.storage import StorageError
 from image_ranking.review import calibration, labels, rendering, selectors, undo
+from image_ranking.review.access import staff_only
 from image_ranking.review.answers import (
     answer_card,
     bad_request,
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 USE_NOW_MAX_WAIT = 2.0
 
 
-@staff_member_required
+@staff_only
 @require_POST
 def use_candidate(request: HttpRequest, candidate_id: int) -> HttpResponse:
     """Store this candidate as the POI's image (the pipeline's storage path) and label it good.
@@ -92,7 +92,7 @@ def _could_not_use(request: HttpRequest, candidate: Candidate, exc: Exception) -
     return answer_card(request, candidate.poi_id, f"Could not use this image: {exc}", level="error")
 
 
-@staff_member_required
+@staff_only
 @require_POST
 def rerank_poi(request: HttpRequest, poi_id: int) -> HttpResponse:
     """Re-rank one POI: a run of its own (Kind.POI), followed by the card, not the panel."""
@@ -119,7 +119,7 @@ def _rerank(
     return answer_card(request, poi.pk, message)
 
 
-@staff_member_required
+@staff_only
 @require_http_methods(["GET", "POST"])
 def set_search_query(request: HttpRequest, poi_id: int) -> HttpResponse:
     """GET: the query form of the card (fetched when a curator opens "Searched for").
@@ -140,7 +140,7 @@ def set_search_query(request: HttpRequest, poi_id: int) -> HttpResponse:
     return _rerank(request, poi, "Query saved; re-rank queued.", busy="Query saved. ")
 
 
-@staff_member_required
+@staff_only
 @require_POST
 def apply_fallback(request: HttpRequest, poi_id: int) -> HttpResponse:
     poi = get_object_or_404(PointOfInterest, pk=poi_id)

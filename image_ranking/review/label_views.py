@@ -3,13 +3,13 @@ export. Each answers with its tile (htmx) or a redirect back (see `review.answer
 
 from __future__ import annotations
 
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET, require_POST
 
 from cities.models import PointOfInterest
 from image_ranking.review import bulk, label_export, labels, tables, undo
+from image_ranking.review.access import staff_only
 from image_ranking.review.answers import (
     answer_tile,
     bad_request,
@@ -24,7 +24,7 @@ def _label_message(change: labels.LabelChange, label: str | None) -> str:
     return "Label cleared." if label is None else f"Marked {label}."
 
 
-@staff_member_required
+@staff_only
 @require_POST
 def label_candidate(request: HttpRequest, candidate_id: int) -> HttpResponse:
     candidate, answer = candidate_or_answer(request, candidate_id)
@@ -40,7 +40,7 @@ def label_candidate(request: HttpRequest, candidate_id: int) -> HttpResponse:
     )
 
 
-@staff_member_required
+@staff_only
 @require_POST
 def label_current(request: HttpRequest, poi_id: int) -> HttpResponse:
     poi = get_object_or_404(PointOfInterest, pk=poi_id)
@@ -61,7 +61,7 @@ def label_current(request: HttpRequest, poi_id: int) -> HttpResponse:
     return answer_tile(request, poi.pk, change.image_url, _label_message(change, form.value()))
 
 
-@staff_member_required
+@staff_only
 @require_POST
 def undo_label(request: HttpRequest) -> HttpResponse:
     """Take back the last action: one label (answered with its tile) or a bulk action's
@@ -90,7 +90,7 @@ def _undo_message(change: labels.LabelChange) -> str:
     return "Undone: label restored." if change.previous else "Undone: label removed."
 
 
-@staff_member_required
+@staff_only
 @require_GET
 def export_labels(request: HttpRequest, fmt: str) -> StreamingHttpResponse:
     rows = label_export.export_rows(absolute=request.build_absolute_uri)

@@ -10,7 +10,6 @@ import hashlib
 from dataclasses import dataclass
 
 from django import forms
-from django.contrib.admin.views.decorators import staff_member_required
 from django.core.cache import cache
 from django.db.models import Count, F, FloatField, Q
 from django.db.models.functions import Cast, Floor
@@ -21,6 +20,7 @@ from django.views.decorators.http import require_GET
 from cities.models import City, PoiList
 from image_ranking.models import Candidate, ImageTrainingData, RankingRun, RankingRunItem
 from image_ranking.review import counts, facets
+from image_ranking.review.access import staff_only
 from image_ranking.review.answers import bad_request
 from image_ranking.review.facets import pois_in_lists
 
@@ -180,7 +180,7 @@ def figures(city_id: int | None, list_id: int | None) -> tuple:
     return (photo_origins(found), flag_reasons(found), *rest)
 
 
-@staff_member_required
+@staff_only
 @require_GET
 def coverage_report(request: HttpRequest) -> HttpResponse:
     form = ReportForm(request.GET)

@@ -7,7 +7,6 @@ themselves in `image_ranking.runs.service`.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
@@ -17,6 +16,7 @@ from django_htmx.http import trigger_client_event
 from cities.models import City
 from image_ranking.models import RankingRun
 from image_ranking.review import calibration, live, runpanel
+from image_ranking.review.access import staff_only
 from image_ranking.review.answers import (
     bad_request,
     error,
@@ -63,7 +63,7 @@ def _panel_answer(
     return HttpResponse(html), run_panel
 
 
-@staff_member_required
+@staff_only
 @require_POST
 def start_ranking_run(request: HttpRequest) -> HttpResponse:
     form = RunForm(request.POST)
@@ -102,7 +102,7 @@ def start_ranking_run(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@staff_member_required
+@staff_only
 @require_GET
 def run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
     """The run panel; it polls itself while the run is active (or cancelled with POIs still
@@ -126,7 +126,7 @@ def run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
     return response
 
 
-@staff_member_required
+@staff_only
 @require_POST
 def cancel_ranking_run(request: HttpRequest, run_id: int) -> HttpResponse:
     """Cancel an active run: its queued POIs are not ranked; those in hand finish, and the

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 
 from django import forms
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.template.defaultfilters import pluralize
 from django.views.decorators.http import require_POST
@@ -21,6 +20,7 @@ from image_ranking.models import Candidate, RankablePoi, Scope
 from image_ranking.pipeline.fallback import apply_category_fallback
 from image_ranking.pipeline.storage import StorageError
 from image_ranking.review import calibration, labels, undo
+from image_ranking.review.access import staff_only
 from image_ranking.review.answers import answer_cards, bad_request, error
 from image_ranking.runs.service import RunAlreadyActive, start_run
 
@@ -61,7 +61,7 @@ def label_selection(selected: list[Candidate], currents: list[PointOfInterest], 
     return changes
 
 
-@staff_member_required
+@staff_only
 @require_POST
 def act_on_selection(request: HttpRequest) -> HttpResponse:
     """POST only (CSRF like every form). With htmx: every changed card swapped in place, the

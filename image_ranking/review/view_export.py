@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
 from image_ranking.models import Candidate
 from image_ranking.review import calibration, ordering, selectors, tables
+from image_ranking.review.access import staff_only
 from image_ranking.review.answers import bad_request
 from image_ranking.review.cards import cards_of
 from image_ranking.review.forms import FilterForm
@@ -83,7 +83,7 @@ def _card_rows(card) -> Iterator[dict[str, Any]]:
         }
 
 
-@staff_member_required
+@staff_only
 @require_GET
 def export_view(request: HttpRequest, fmt: str) -> StreamingHttpResponse:
     form = FilterForm(request.GET)

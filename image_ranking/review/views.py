@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.urls import reverse
@@ -32,6 +31,7 @@ from image_ranking.review import (
     selectors,
     undo,
 )
+from image_ranking.review.access import staff_only
 from image_ranking.review.answers import bad_request, card_html, page_url, return_to_query
 from image_ranking.review.forms import SEARCH_MAX, FilterForm, filters_from_return_to
 from image_ranking.review.selectors import Filters
@@ -77,7 +77,7 @@ def filter_choices(filters: Filters, found: dict) -> list[FilterChoice]:
     return choices
 
 
-@staff_member_required
+@staff_only
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     form = FilterForm(request.GET)
@@ -138,7 +138,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "image_ranking/image_ranking.html", context)
 
 
-@staff_member_required
+@staff_only
 @require_GET
 def poi_card(request: HttpRequest, poi_id: int) -> HttpResponse:
     """One card, for a card that follows its own re-rank (`?run=`, swept on each poll so a
@@ -158,7 +158,7 @@ def poi_card(request: HttpRequest, poi_id: int) -> HttpResponse:
     return HttpResponse(card_html(request, card, filters))
 
 
-@staff_member_required
+@staff_only
 @require_GET
 def filter_counts(request: HttpRequest) -> HttpResponse:
     """The page's filters with every count, each swapped in place of its copy: fetched right

@@ -301,7 +301,7 @@ def test_undo_is_refused_for_non_staff_and_without_csrf_and_changes_nothing(
 
     for who in (client, plain_client):
         response = who.post(UNDO, **HTMX)
-        assert response.status_code == 302 and "/admin/login/" in response["Location"]
+        assert response.status_code == 302 and "/image-ranking/login/" in response["Location"]
     assert csrf_client.post(UNDO, **HTMX).status_code == 403  # no CSRF token
     assert csrf_client.get(UNDO).status_code == 405  # GET changes nothing
 

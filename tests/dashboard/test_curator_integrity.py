@@ -75,7 +75,7 @@ def test_the_fallback_refusal_is_staff_only_and_needs_csrf(plain_client, csrf_cl
     before = snapshot()
     url = reverse("image_ranking:label_current", args=[fallback_poi.pk])
     response = plain_client.post(url, {"label": "good"}, **HTMX)
-    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert response.status_code == 302 and "/image-ranking/login/" in response["Location"]
     assert csrf_client.post(url, {"label": "good"}, **HTMX).status_code == 403
     assert snapshot() == before
 
@@ -257,7 +257,7 @@ def test_the_shared_photo_refusal_is_staff_only_and_needs_csrf(
     before = snapshot()
     url = reverse("image_ranking:use_candidate", args=[cand.pk])
     response = plain_client.post(url, **HTMX)
-    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert response.status_code == 302 and "/image-ranking/login/" in response["Location"]
     assert csrf_client.post(url, **HTMX).status_code == 403
     assert snapshot() == before and no_download == []
 

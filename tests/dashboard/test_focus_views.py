@@ -161,7 +161,7 @@ def test_only_this_is_staff_only_post_only_csrf_checked_and_404_for_a_bad_id(
     url = only_url(cand)
     for who in (client, plain_client):
         response = who.post(url, **HTMX)
-        assert response.status_code == 302 and "/admin/login/" in response["Location"]
+        assert response.status_code == 302 and "/image-ranking/login/" in response["Location"]
     assert csrf_client.post(url, **HTMX).status_code == 403
     assert staff_client.get(url).status_code == 405  # GET changes nothing
     assert (

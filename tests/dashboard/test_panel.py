@@ -16,7 +16,7 @@ from django_q.models import OrmQ
 
 from image_ranking.models import RankingRun
 from image_ranking.review import live, runpanel
-from image_ranking.review.forms import NO_ACCESS
+from image_ranking.review.access import NO_ACCESS
 from tests.dashboard.factories import make_run
 
 URL = reverse("image_ranking:dashboard")
@@ -155,7 +155,7 @@ def test_the_poll_without_running_items_says_nothing_about_them(staff_client, po
 
 # --- Login ------------------------------------------------------------------------------------
 
-LOGIN = reverse("admin:login")
+LOGIN = reverse("image_ranking:login")
 
 
 def login(client, username: str, password: str):
@@ -202,3 +202,22 @@ def test_the_login_form_needs_its_csrf_token(django_user_model):
     client = Client(enforce_csrf_checks=True)
     response = client.post(LOGIN, {"username": "visitor", "password": "right"})
     assert response.status_code == 403 and "_auth_user_id" not in client.session
+
+
+def test_the_admin_keeps_its_own_login_and_imports_nothing_of_the_dashboard():
+    """The dashboard's login is its own page (LOGIN_URL); image_ranking/admin.py no longer
+    replaces the whole admin site's login form with the dashboard's, nor reaches into it."""
+    import ast
+    from pathlib import Path
+
+    from django.conf import settings
+    from django.contrib import admin
+
+    import image_ranking.admin
+
+    assert admin.site.login_form is None
+    assert reverse(settings.LOGIN_URL) == reverse("image_ranking:login")
+    tree = ast.parse(Path(image_ranking.admin.__file__).read_text())
+    imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert imported and not [m for m in imported if m and m.startswith("image_ranking.review")]

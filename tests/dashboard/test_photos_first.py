@@ -246,8 +246,13 @@ def test_the_export_of_a_filtered_view_has_exactly_the_views_images(staff_client
 def test_the_login_page_is_the_projects_and_no_page_asks_for_favicon_ico(client, db):
     from django.contrib.staticfiles import finders
 
-    page = client.get("/admin/login/?next=/image-ranking/").content.decode()
+    response = client.get("/image-ranking/")  # a visitor is sent to the dashboard's login
+    assert (
+        response.status_code == 302 and response.url == "/image-ranking/login/?next=/image-ranking/"
+    )
+    page = client.get(response.url).content.decode()
     assert "City Wiki" in page and "review the photos" in page  # branded, says what it is for
+    assert 'name="next" value="/image-ranking/"' in page
     icon = re.search(r'<link rel="icon" href="([^"]+)"', page)
     assert icon and icon.group(1).endswith("favicon.svg")  # so the browser asks for no .ico
     assert finders.find("favicon.svg")

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django_q.models import OrmQ
 
 from cities.models import PointOfInterest
+from image_ranking import urls as image_ranking_urls
 from image_ranking.models import (
     AdoptedThreshold,
     Candidate,
@@ -49,66 +50,65 @@ def active_run(pois):
     return make_run([p for p in poi_objs if not p.image_file], ["pending"] * 4, status="running")
 
 
-def endpoints(pois, run: RankingRun) -> list[tuple[str, str, dict]]:
+# Every route of the dashboard, from its urlpatterns: a route added later is checked too.
+PUBLIC = {"login"}  # the one route anyone may open
+
+
+def routes(pois, run: RankingRun) -> list[tuple[str, str, dict, dict]]:
+    """(name, URL, GET parameters, POST data) of every route: the path's ids are real rows;
+    the parameters and data make each action one that would change something."""
     _, _, poi_objs = pois
     poi = poi_objs[0]
     cand = Candidate.objects.filter(poi=poi).first()
-    progress = reverse("image_ranking:run_progress", args=[run.pk])
-    return [
-        ("get", DASH, {}),
-        ("get", reverse("image_ranking:poi_card", args=[poi.pk]), {}),
-        ("get", f"{progress}?pois={poi.pk},{poi_objs[1].pk}&shown={poi_objs[1].pk}q", {}),
-        ("get", reverse("image_ranking:export_csv"), {}),
-        ("get", reverse("image_ranking:export_jsonl"), {}),
-        ("post", reverse("image_ranking:label_candidate", args=[cand.pk]), {"label": "good"}),
-        ("post", reverse("image_ranking:label_current", args=[poi.pk]), {"label": "good"}),
-        ("post", reverse("image_ranking:use_candidate", args=[cand.pk]), {}),
-        ("post", reverse("image_ranking:rerank", args=[poi.pk]), {}),
-        ("post", reverse("image_ranking:fallback", args=[poi_objs[1].pk]), {}),
-        ("post", reverse("image_ranking:undo"), {}),
-        ("post", reverse("image_ranking:bootstrap"), {}),
-        ("post", reverse("image_ranking:start_run"), {"scope": "missing"}),
-        ("post", reverse("image_ranking:adopt_threshold"), {"threshold": "5.0"}),
-        ("post", reverse("image_ranking:cancel_run", args=[run.pk]), {}),
-    ]
-
-
-POST_NAMES = [
-    "label_candidate",
-    "label_current",
-    "use_candidate",
-    "rerank",
-    "fallback",
-    "undo",
-    "bootstrap",
-    "start_run",
-    "adopt_threshold",
-    "cancel_run",
-]
+    ids = {"poi_id": poi.pk, "candidate_id": cand.pk, "run_id": run.pk}
+    get = {
+        "run_progress": {"pois": f"{poi.pk},{poi_objs[1].pk}", "shown": f"{poi_objs[1].pk}q"},
+        "focus": {"poi": poi.pk},
+    }
+    post = {
+        "label_candidate": {"label": "good"},
+        "label_current": {"label": "good"},
+        "fallback": {},
+        "start_run": {"scope": "missing"},
+        "adopt_threshold": {"threshold": "5.0"},
+        "selection": {"action": "good", "sel": [f"c{cand.pk}"]},
+        "search_query": {"query": "Belem tower"},
+    }
+    found = []
+    for pattern in image_ranking_urls.urlpatterns:
+        kwargs = {name: ids[name] for name in pattern.pattern.converters}
+        if pattern.name == "fallback":
+            kwargs["poi_id"] = poi_objs[1].pk  # one without an image
+        url = reverse(f"image_ranking:{pattern.name}", kwargs=kwargs)
+        found.append((pattern.name, url, get.get(pattern.name, {}), post.get(pattern.name, {})))
+    assert len(found) >= 25 and {name for name, *_ in found} >= PUBLIC
+    return found
 
 
 # --- Access ---------------------------------------------------------------------------------
 
 
-def test_anonymous_and_non_staff_get_a_login_redirect_and_no_data(
-    client, plain_client, pois, active_run
-):
+def test_every_route_but_the_login_is_staff_only(client, plain_client, pois, active_run):
+    """Anonymous and non-staff visitors are sent to the dashboard's login page, whatever the
+    method, and nothing changes."""
     before = snapshot()
-    urls = endpoints(pois, active_run)
     for who in (client, plain_client):
-        for method, url, data in urls:
-            response = getattr(who, method)(url, data)
-            assert response.status_code == 302, url
-            assert "/admin/login/" in response["Location"]
-            assert b"sight" not in response.content
+        for name, url, params, data in routes(pois, active_run):
+            if name in PUBLIC:
+                assert who.get(url).status_code == 200, name
+                continue
+            for response in (who.get(url, params), who.post(url, data)):
+                assert response.status_code == 302, name
+                assert response["Location"].startswith(reverse("image_ranking:login")), name
+                assert b"sight" not in response.content
     assert snapshot() == before
 
 
 def test_every_post_needs_the_csrf_token(csrf_client, pois, active_run):
+    """Every route, the login page's too: a POST without the token is refused (403)."""
     before = snapshot()
-    for method, url, data in endpoints(pois, active_run):
-        if method == "post":
-            assert csrf_client.post(url, data, **HTMX).status_code == 403, url
+    for name, url, _, data in routes(pois, active_run):
+        assert csrf_client.post(url, data, **HTMX).status_code == 403, name
     assert snapshot() == before
 
 
@@ -124,12 +124,18 @@ def test_csrf_token_from_the_page_lets_the_post_through(csrf_client, pois):
 
 
 def test_get_never_changes_anything_and_post_endpoints_refuse_get(staff_client, pois, active_run):
+    """Every route answers GET with its page (200) or, an action, 405 naming POST."""
     before = snapshot()
-    for method, url, data in endpoints(pois, active_run):
-        response = staff_client.get(url, data)
-        assert response.status_code == (200 if method == "get" else 405), url
-        if method == "get":
-            b"".join(response.streaming_content) if response.streaming else response.content
+    pages = 0
+    for name, url, params, _ in routes(pois, active_run):
+        response = staff_client.get(url, params)
+        if response.status_code == 405:
+            assert response["Allow"] == "POST", name
+            continue
+        assert response.status_code == 200, name
+        b"".join(response.streaming_content) if response.streaming else response.content
+        pages += 1
+    assert pages >= 10
     assert snapshot() == before
 
 
