@@ -10,6 +10,8 @@ from image_ranking.models import Candidate
 from tests.browser.conftest import logged_in_page, screenshot_path
 from tests.dashboard.factories import make_pois
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 CONTROLS = "button, a, input, select, label"
 
 

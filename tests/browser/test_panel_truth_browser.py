@@ -4,6 +4,7 @@ POI in hand is recorded and ends with the true tally."""
 
 from __future__ import annotations
 
+import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -11,6 +12,8 @@ from cities.models import PointOfInterest
 from image_ranking.models import PoiRanking, RankingRunItem
 from tests.browser.conftest import logged_in_page
 from tests.dashboard.factories import make_pois, make_run
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_the_header_counts_follow_the_run_and_a_cancel_waits_for_the_poi_in_hand(
