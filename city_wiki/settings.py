@@ -105,13 +105,6 @@ TEMPLATES = [
             ],
         },
     },
-    # The dashboard's POI cards only (image_ranking/jinja2/): see image_ranking.review.rendering.
-    {
-        "BACKEND": "django.template.backends.jinja2.Jinja2",
-        "DIRS": [],
-        "APP_DIRS": True,
-        "OPTIONS": {"environment": "image_ranking.review.templating.environment"},
-    },
 ]
 
 WSGI_APPLICATION = "city_wiki.wsgi.application"

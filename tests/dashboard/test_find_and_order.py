@@ -82,6 +82,20 @@ def test_search_pattern_is_literal_outside_letters():
     assert search.fold("São Tomé") == "sao tome"
 
 
+def test_a_querys_plain_part_is_looked_for_first_and_loses_no_match(staff_client, lisbon):
+    """The LIKE that runs before the regular expression takes only what every match has:
+    digits, spaces and letters without accented forms, never an accentable letter or a dash."""
+    _, _, pois = lisbon
+    rename(pois[4], "Belém 1 \u2013 Torre")
+    rename(pois[5], "BELEM 10")
+    assert search.literal_part("belem 1") == "m 1"
+    assert search.literal_part("Sìght 02") == " 02"
+    assert search.literal_part("belem") == "" and search.literal_part("x-b") == ""
+    found = shown(staff_client.get(URL, {"q": "belem 1"}))
+    assert sorted(found) == sorted([pois[4].pk, pois[5].pk])
+    assert shown(staff_client.get(URL, {"q": "BELÉM 1 - torre"})) == [pois[4].pk]
+
+
 def test_a_too_long_search_is_shortened_and_the_page_says_so(staff_client, lisbon):
     """Not a bare text/plain 400: the search box keeps its first 100 characters, as the
     box itself does, and the page says it shortened it."""
