@@ -173,14 +173,20 @@ class CommonsClient:
                     except (RateLimitTimeout, budget.BudgetExhausted) as exc:
                         message = slot_wait_message(limiter, time.monotonic() - started, exc)
                         raise CommonsError("rate_limited", message) from exc
-                    payload = self._request(params or self.params(query, limit), query, backoff)
+                    try:
+                        payload = self._request(
+                            params or self.params(query, limit), query, backoff
+                        )
+                    except _Retry as retry:
+                        if retry.block:  # recorded while the slot is held: no worker goes
+                            limiter.block_for(retry.delay)  # between the answer and the block
+                        raise
             except _Retry as retry:
                 error = retry.error
                 logger.warning(
                     "Commons search %r attempt %d/%d: %s", query, attempt, self.attempts, error
                 )
                 if retry.block:
-                    limiter.block_for(retry.delay)
                     if retry.delay > self.max_wait:
                         raise error from None
                 elif attempt < self.attempts:

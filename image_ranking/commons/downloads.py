@@ -98,7 +98,6 @@ def fetch_image_bytes(
         try:
             return _attempt(url, max_bytes=max_bytes, timeout=timeout, max_wait=max_wait)
         except _RetryAfter as told:
-            limiter_pause(told.seconds)
             if told_to_wait >= attempts or told.seconds > max_wait:
                 raise DownloadError(
                     "rate_limited",
@@ -121,11 +120,6 @@ def fetch_image_bytes(
             time.sleep(delay)
 
 
-def limiter_pause(seconds: float) -> None:
-    """Every worker waits as the media server told (the next slot() honours it)."""
-    media_limiter().block_for(seconds)
-
-
 def _attempt(url: str, *, max_bytes: int, timeout: float, max_wait: float) -> bytes:
     """One try: up to MAX_REDIRECTS hops, each checked before it is fetched, in one deadline."""
     limiter = media_limiter()
@@ -141,7 +135,11 @@ def _attempt(url: str, *, max_bytes: int, timeout: float, max_wait: float) -> by
                 message = slot_wait_message(limiter, time.monotonic() - started, exc)
                 raise DownloadError("rate_limited", message, transient=True) from exc
             hop_started = time.monotonic()
-            location = _get(url, max_bytes=max_bytes, seconds=network)
+            try:
+                location = _get(url, max_bytes=max_bytes, seconds=network)
+            except _RetryAfter as told:  # every worker waits as the server told, recorded
+                limiter.block_for(told.seconds)  # while this slot is held (none goes between)
+                raise
             network -= time.monotonic() - hop_started
         if isinstance(location, bytes):
             return location

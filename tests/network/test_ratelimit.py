@@ -13,9 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from image_ranking import dbclock
+from image_ranking.commons.client import CommonsError, get_commons_client
+from image_ranking.commons.downloads import DownloadError, fetch_image_bytes
 from image_ranking.commons.ratelimit import RateLimitTimeout, api_limiter
 from image_ranking.commons.ratelimit.shared import SharedLimiter
 from image_ranking.commons.ratelimit.verdict import LimiterConfig, default_burst
+from image_ranking.models import RateLimitBucket
 from tests.fakes.images import jpeg_bytes
 from tests.postgres import fresh_database
 
@@ -75,6 +79,35 @@ def test_token_bucket_spaces_requests_after_the_burst(settings):
     assert times[4] - times[0] < 0.3  # the burst goes out at once
     spacing = (times[9] - times[5]) / 4
     assert spacing == pytest.approx(3600 / (36_000 - 5), rel=0.25)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("target", ["api", "media"])
+def test_a_429_blocks_every_worker_before_its_slot_is_free(
+    commons_server, settings, monkeypatch, target
+):
+    # Another worker waiting for the slot takes it the moment it is released: the block
+    # must already be there, or that worker's request goes out right after the 429.
+    settings.WIKIMEDIA_RATE_PER_HOUR = 36_000
+    tower = commons_server.add_file("Tower.jpg", jpeg_bytes("coffee"))
+    blocked_at_release = []
+    release = SharedLimiter._release
+
+    def watched_release(limiter, holder):
+        bucket = RateLimitBucket.objects.get(name=limiter.config.name)
+        blocked_at_release.append(bucket.blocked_until - dbclock.epoch())
+        release(limiter, holder)
+
+    monkeypatch.setattr(SharedLimiter, "_release", watched_release)
+    if target == "api":
+        commons_server.fail_next("429", retry_after=600)
+        with pytest.raises(CommonsError):
+            get_commons_client(max_wait=1).search_candidates("Tower")
+    else:
+        commons_server.fail_next("429", path=tower.path, retry_after=600)
+        with pytest.raises(DownloadError):
+            fetch_image_bytes(commons_server.url_for_original(tower), max_bytes=10**7, max_wait=1)
+    assert blocked_at_release[0] > 590
 
 
 # --- several processes ------------------------------------------------------------------------
