@@ -38,7 +38,7 @@ from cities.models import City, PoiList, PointOfInterest  # noqa: E402
 from image_ranking import scoring  # noqa: E402
 from image_ranking.models import Candidate, PoiRanking, RankingRun  # noqa: E402
 from image_ranking.runs.service import start_run  # noqa: E402
-from image_ranking.scoring import scenes  # noqa: E402
+from image_ranking.scoring import scene_features, scenes  # noqa: E402
 from tests.fakes.commons_server import CommonsServer  # noqa: E402
 from tests.fakes.images import PHOTO_NAMES, degrade, photo  # noqa: E402
 
@@ -106,22 +106,25 @@ def reset(ids: list[int]) -> None:
     PoiRanking.objects.all().delete()
 
 
+MODULES = {"features": scene_features, "match": scenes}
+
+
 class SceneClock:
-    """Seconds spent in scenes.features and scenes.match, and how many calls, during a run."""
+    """Seconds spent in scene_features.features and scenes.match, and calls, during a run."""
 
     def __init__(self) -> None:
         self.seconds = {"features": 0.0, "match": 0.0}
         self.calls = {"features": 0, "match": 0}
 
     def __enter__(self) -> SceneClock:
-        self.real = {name: getattr(scenes, name) for name in self.seconds}
+        self.real = {name: getattr(MODULES[name], name) for name in self.seconds}
         for name, function in self.real.items():
-            setattr(scenes, name, self._timed(name, function))
+            setattr(MODULES[name], name, self._timed(name, function))
         return self
 
     def __exit__(self, *exc) -> None:
         for name, function in self.real.items():
-            setattr(scenes, name, function)
+            setattr(MODULES[name], name, function)
 
     def _timed(self, name, function):
         def timed(*args, **kwargs):

@@ -42,7 +42,7 @@ django.setup()
 import baseline_copies  # noqa: E402
 import numpy as np  # noqa: E402
 
-from image_ranking.scoring import get_scorer, quality, scenes  # noqa: E402
+from image_ranking.scoring import get_scorer, quality, scene_features, scenes  # noqa: E402
 from tests.scoring.scene_set import STEP_ASIDE, copies, original, photo_names, version  # noqa: E402
 
 
@@ -73,7 +73,7 @@ class Before:
 
 class After:
     name = "after (scenes.match)"
-    features = staticmethod(scenes.features)
+    features = staticmethod(scene_features.features)
     match = staticmethod(scenes.match)
 
 

@@ -22,7 +22,7 @@ from image_ranking.commons.downloads import DownloadError, fetch_image_bytes
 from image_ranking.commons.renditions import rendition_or_original
 from image_ranking.models import Candidate, PoiRanking
 from image_ranking.pipeline import relevance, storage
-from image_ranking.scoring import Scorer, quality, scenes
+from image_ranking.scoring import Scorer, quality, scene_features
 from image_ranking.scoring.imaging import ImageRejected, open_image, to_rgb
 
 logger = logging.getLogger(__name__)
@@ -44,8 +44,8 @@ class Scored:
     error: str = ""
     transient: bool = False  # its thumbnail failed for a passing reason: try again later
     evidence: relevance.Evidence = field(default_factory=relevance.Evidence)
-    # Scene features of the scored rendition (`scoring.scenes`), for the same-scene checks of
-    # this ranking; kept with the stored photo only (PoiRanking.image_scene), not per candidate.
+    # Scene features of the scored rendition (`scoring.scene_features`), for the same-scene checks
+    # of this ranking; kept with the stored photo only (PoiRanking.image_scene), not per candidate.
     scene: bytes = b""
     damage: str = ""  # "dark copy of File:X.jpg": why it ranks below its better copy
     row: Candidate | None = None
@@ -127,7 +127,7 @@ def score_batch(items: list[Scored], scorer: Scorer) -> None:
     # Only a damaged copy of another candidate (same scene: dark, washed-out, low-contrast,
     # blurred, or an enlarged crop) is pushed down, below the better copy; different photos
     # of the place are left to the model, since their exposure and detail say nothing.
-    features = [scenes.features(image) for image in images]  # once each, for every check
+    features = [scene_features.features(image) for image in images]  # once each, for every check
     widths = [item.source.width for item in owners]
     damages = quality.assess_copies(images, features=features, file_widths=widths)
     ranked = quality.ranking_scores([float(r.score) for r in results], damages)

@@ -29,7 +29,7 @@ from cities.models import PointOfInterest
 from image_ranking.commons.downloads import fetch_image_bytes
 from image_ranking.commons.renditions import rendition_or_original
 from image_ranking.pipeline import files
-from image_ranking.scoring import scenes
+from image_ranking.scoring import scene_features
 from image_ranking.scoring.imaging import ImageRejected, open_image, to_rgb
 
 logger = logging.getLogger(__name__)
@@ -133,8 +133,8 @@ def prepare_bytes(data: bytes) -> PreparedImage:
 
 
 def scene_of(prepared: PreparedImage) -> bytes:
-    """The scene features (`scoring.scenes`) of a prepared image, as stored with the POI."""
-    return scenes.features(Image.open(io.BytesIO(prepared.content))).to_bytes()
+    """The scene features (`scoring.scene_features`) of a prepared image, as stored with the POI."""
+    return scene_features.features(Image.open(io.BytesIO(prepared.content))).to_bytes()
 
 
 def winner_url(candidate: Any) -> str:

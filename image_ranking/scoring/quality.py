@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from image_ranking.scoring import scenes, sharpness
+from image_ranking.scoring import scene_features, scenes, sharpness
 
 PENALTY = 1.0  # NIMA points taken off a damaged copy when ranking, like the blur check's
 # Exposure, on luminance 0..1 of the same part of the scene (p5/p95 = 5th/95th percentile):
@@ -84,25 +84,25 @@ class _Image:
     """One candidate's luminance (0..1) and its scene features, computed once."""
 
     grey: np.ndarray
-    features: scenes.Features
+    features: scene_features.Features
     file_width: int | None  # the file's full width, when known
 
 
 def assess_copies(
     images: list[Image.Image],
     parts: frozenset[str] = PARTS,
-    features: list[scenes.Features] | None = None,
+    features: list[scene_features.Features] | None = None,
     file_widths: list[int | None] | None = None,
 ) -> list[Damage | None]:
     """For each image (a POI's decoded candidates, in order), the better copy of the same
     scene it is a damaged version of, or None: the best of its copies, or no copy at all.
-    `features` are the images' scenes.features when the caller has them already (computed
+    `features` are the images' scene_features.features when the caller has them already (computed
     here otherwise). `file_widths` are the files' full widths (Commons' `width`) when known:
     a crop is then an enlarged crop when its file is wider than its view is in the other file;
     without them, when its pixels carry no detail beyond the other's (renditions hide an
     enlargement below their own size). `parts` leaves checks out, for the bench to measure."""
     if features is None:
-        features = [scenes.features(i) for i in images]
+        features = [scene_features.features(i) for i in images]
     widths = file_widths or [None] * len(images)
     prepared = [_prepare(*item) for item in zip(images, features, widths, strict=True)]
     n = len(images)
@@ -148,7 +148,7 @@ def ranking_scores(scores: list[float], damages: list[Damage | None]) -> list[fl
 
 
 def _prepare(
-    image: Image.Image, features: scenes.Features, file_width: int | None
+    image: Image.Image, features: scene_features.Features, file_width: int | None
 ) -> _Image | None:
     if min(image.size) < MIN_SIDE:
         return None

@@ -11,33 +11,21 @@ other image) and its inliers are many, a large share of the matches, and spread 
 crop. A copy too blurred for keypoints is confirmed by a dense comparison of the two whole
 frames instead, in two frequency bands, when they have the same framing.
 
-Features are computed once per image (`features`), kept as bytes (`Features.to_bytes`, about
-50 KB) and compared without the images (`match`): a POI's candidates in a batch, or a city's
-stored winners. See bench/scenes.py for what was measured, and against what.
+`match` compares features computed once per image (`scene_features`), without the images: a
+POI's candidates in a batch, or a city's stored photos (those a `scene_keys` key pre-selected).
+See bench/scenes.py for what was measured, and against what.
 """
 
 from __future__ import annotations
 
 import math
-import struct
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from PIL import Image
 
-cv2.setNumThreads(1)  # a POI's ten images are small: threads cost more than they give
+from image_ranking.scoring.scene_features import Features
 
-WORK_SIDE = 512  # features are computed with the longer side at most this long
-MIN_SIDE = 32  # smaller images have no features
-# Fine keypoints: one level, spread over a grid, for when this image is the larger view.
-FINE_COUNT = 1000
-GRID = (8, 6)
-# Keypoints of the whole frame at several scales, for when this image is a crop of another:
-# a crop of a quarter of the frame matches the other's fine keypoints at a quarter the size.
-# (scale, keypoints): more at the small scales, where a small crop has few keypoints to match.
-COARSE_LEVELS = ((1.0, 60), (0.71, 60), (0.5, 80), (0.35, 100), (0.25, 100))
-FAST_THRESHOLD = 10  # on the equalized grey image: dark and washed-out copies keep corners
 RATIO = 0.8  # Lowe's ratio test on Hamming distances
 # RANSAC on a similarity (scale, turn, shift), in working pixels of the larger view.
 RANSAC_ITERATIONS = 400
@@ -53,64 +41,13 @@ MIN_INLIER_SHARE = 0.2
 MIN_SPREAD = 0.01
 FULL_FRAME = 0.95  # a match covering this share of both frames, hardly turned, is the same
 FULL_FRAME_TURN = 1.0  # framing (degrees); a 90% crop is a crop
-# Same framing, for copies too blurred for keypoints: the whole frames at TINY_SIDE agree in
+# Same framing, for copies too blurred for keypoints: the whole tiny frames agree in
 # their smooth layout AND in their structure (a band of detail), by normalized correlation.
 # Measured on tests/scoring/scene_set.py's photos: blurred copies >= 0.92 in both; different
 # photos <= 0.66 and <= 0.23; the other half of a stereo pair (a step aside) 0.92 and 0.75.
-TINY_SIDE = 64
 ASPECT_TOLERANCE = 0.03
 SMOOTH_SIGMA, BAND_SIGMA = 1.5, 4.0
 MIN_FRAME_NCC = 0.85
-MAGIC = b"SCN1"
-HEADER = "<4sHHHHHH"  # magic, width, height, fine and coarse counts, tiny height and width
-
-
-@dataclass(frozen=True)
-class _Points:
-    xy: np.ndarray  # (n, 2) float32, working pixels
-    descriptors: np.ndarray  # (n, 32) uint8 ORB descriptors
-
-    @classmethod
-    def empty(cls) -> _Points:
-        return cls(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
-
-    def __len__(self) -> int:
-        return len(self.xy)
-
-
-@dataclass(frozen=True)
-class Features:
-    """What matching needs of one image: computed once (`features`), stored as bytes."""
-
-    size: tuple[int, int]  # working size (width, height)
-    fine: _Points
-    coarse: _Points
-    tiny: np.ndarray  # grey, TINY_SIDE on its longer side (uint8): the whole frame
-
-    def to_bytes(self) -> bytes:
-        head = (MAGIC, *self.size, len(self.fine), len(self.coarse), *self.tiny.shape)
-        parts = [struct.pack(HEADER, *head)]
-        for points in (self.fine, self.coarse):
-            parts.append(np.round(points.xy * 16).astype("<u2").tobytes())
-            parts.append(points.descriptors.tobytes())
-        parts.append(self.tiny.astype(np.uint8).tobytes())
-        return b"".join(parts)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Features:
-        magic, w, h, n_fine, n_coarse, th, tw = struct.unpack_from(HEADER, data)
-        if magic != MAGIC:
-            raise ValueError("not scene features of this version")
-        offset = struct.calcsize(HEADER)
-        sets = []
-        for n in (n_fine, n_coarse):
-            xy = np.frombuffer(data, "<u2", 2 * n, offset).reshape(n, 2) / np.float32(16)
-            offset += 4 * n
-            descriptors = np.frombuffer(data, np.uint8, 32 * n, offset).reshape(n, 32)
-            offset += 32 * n
-            sets.append(_Points(xy.astype(np.float32), descriptors))
-        tiny = np.frombuffer(data, np.uint8, th * tw, offset).reshape(th, tw)
-        return cls((w, h), *sets, tiny)
 
 
 @dataclass(frozen=True)
@@ -149,79 +86,6 @@ class SceneMatch:
             outer, m, (width, height), flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_REPLICATE,
         )  # fmt: skip
-
-
-def features(image: Image.Image) -> Features:
-    """The image's keypoints, computed once: both sets empty for an image too small or too
-    flat to have any (it then matches nothing)."""
-    grey = _working_grey(image)
-    size = (grey.shape[1], grey.shape[0])
-    if min(size) < MIN_SIDE:
-        return Features(size, _Points.empty(), _Points.empty(), np.zeros((0, 0), np.uint8))
-    scale = TINY_SIDE / max(size)
-    tiny_size = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
-    tiny = cv2.resize(grey, tiny_size, interpolation=cv2.INTER_AREA)
-    grey = cv2.equalizeHist(grey)
-    detector = cv2.ORB_create(
-        nfeatures=4 * FINE_COUNT, nlevels=1, edgeThreshold=16, patchSize=31,
-        fastThreshold=FAST_THRESHOLD,
-    )  # fmt: skip
-    fine = _spread(detector, grey, FINE_COUNT)
-    coarse = [_level(detector, grey, scale, count) for scale, count in COARSE_LEVELS]
-    coarse = _Points(
-        np.concatenate([c.xy for c in coarse]), np.concatenate([c.descriptors for c in coarse])
-    )
-    return Features(size, fine, coarse, tiny)
-
-
-def _working_grey(image: Image.Image) -> np.ndarray:
-    grey = image.convert("L")
-    if max(grey.size) > WORK_SIDE:
-        grey = grey.copy()
-        grey.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BOX)
-    return np.asarray(grey)
-
-
-def _spread(detector, grey: np.ndarray, count: int) -> _Points:
-    """The strongest keypoints of each grid cell, then the strongest of the rest: a crop of a
-    plain corner still has keypoints of its own in the larger view."""
-    keypoints = detector.detect(grey)
-    if not keypoints:
-        return _Points.empty()
-    h, w = grey.shape
-    cols, rows = GRID
-    xy = cv2.KeyPoint_convert(keypoints)
-    response = np.fromiter((k.response for k in keypoints), np.float32, len(keypoints))
-    cell = np.minimum(xy[:, 0] * cols // w, cols - 1) + cols * np.minimum(
-        xy[:, 1] * rows // h, rows - 1
-    )
-    order = np.lexsort((-response, cell))  # by cell, strongest first
-    first = np.searchsorted(cell[order], cell[order], side="left")
-    rank = np.empty(len(order), int)
-    rank[order] = np.arange(len(order)) - first
-    share = count // (cols * rows)
-    chosen = rank < share
-    rest = np.flatnonzero(~chosen)
-    rest = rest[np.argsort(-response[rest])][: max(0, count - int(chosen.sum()))]
-    picked = [keypoints[i] for i in np.concatenate([np.flatnonzero(chosen), rest])]
-    picked, descriptors = detector.compute(grey, picked)
-    if descriptors is None:
-        return _Points.empty()
-    return _Points(cv2.KeyPoint_convert(picked), descriptors)
-
-
-def _level(detector, grey: np.ndarray, scale: float, count: int) -> _Points:
-    if scale != 1.0:
-        size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
-        if min(size) < MIN_SIDE:
-            return _Points.empty()
-        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-    detector.setMaxFeatures(count)
-    keypoints, descriptors = detector.detectAndCompute(grey, None)
-    detector.setMaxFeatures(4 * FINE_COUNT)
-    if descriptors is None:
-        return _Points.empty()
-    return _Points(cv2.KeyPoint_convert(keypoints) / scale, descriptors)
 
 
 def match(a: Features, b: Features) -> SceneMatch | None:

@@ -10,7 +10,7 @@ from itertools import combinations
 import pytest
 from PIL import Image
 
-from image_ranking.scoring import quality, scenes, sharpness
+from image_ranking.scoring import quality, scene_features, scenes, sharpness
 from tests.scoring.quality_set import thumbnail
 from tests.scoring.scene_set import (
     STEP_ASIDE,
@@ -51,7 +51,7 @@ def test_different_photos_within_10_bits_of_the_old_hash_are_not_the_same_scene(
     first, second = two_photos_of_one_layout(*pair)
     old = (sharpness.difference_hash(first) ^ sharpness.difference_hash(second)).bit_count()
     assert old <= sharpness.NEAR_DUPLICATE_BITS  # what the old test took for one scene
-    assert scenes.match(scenes.features(first), scenes.features(second)) is None
+    assert scenes.match(scene_features.features(first), scene_features.features(second)) is None
     # so a washed-out different photo is no "washed-out copy" of the other (it was)
     washed = Image.blend(second, Image.new("RGB", second.size, (255, 255, 255)), 0.5)
     assert quality.assess_copies([first, washed]) == [None, None]
@@ -93,7 +93,7 @@ def test_with_the_files_widths_an_enlarged_crop_is_named_by_its_size(name):
 def test_a_reencoded_resized_copy_is_the_same_framing(name):
     photo = version(name)
     copy = reencoded(thumbnail(resized_copy(original(name)), 330))
-    found = scenes.match(scenes.features(copy), scenes.features(photo))
+    found = scenes.match(scene_features.features(copy), scene_features.features(photo))
     assert found is not None and found.full_frame
     share = found.share if found.inner == 0 else 1 / found.share
     assert share == pytest.approx(1.0, abs=0.03)
@@ -114,27 +114,27 @@ def test_a_turned_crop_down_to_a_quarter_is_found_with_its_turn_and_scale(name, 
     """(Not every quarter-frame crop is: a corner of plain sky has nothing to match; the
     bench counts them all.)"""
     crop = thumbnail(turned_crop(original(name), share, turn, spot=spot))
-    found = scenes.match(scenes.features(crop), scenes.features(version(name)))
+    found = scenes.match(scene_features.features(crop), scene_features.features(version(name)))
     assert found is not None
     assert found.inner == 0 and not found.full_frame
     assert found.share == pytest.approx(share, rel=0.05)
     assert found.turn == pytest.approx(turn, abs=1.0)
     # the other way round, the answer is the same crop
-    back = scenes.match(scenes.features(version(name)), scenes.features(crop))
+    back = scenes.match(scene_features.features(version(name)), scene_features.features(crop))
     assert back is not None and back.inner == 1 and back.share == pytest.approx(found.share)
 
 
 def test_damaged_copies_are_the_same_scene():
     for name in ("astronaut", "china", "nima/42041"):
-        photo = scenes.features(version(name))
+        photo = scene_features.features(version(name))
         for kind in ("dark", "dim", "washed", "haze", "blur"):
-            found = scenes.match(photo, scenes.features(copies(name)[kind][0]))
+            found = scenes.match(photo, scene_features.features(copies(name)[kind][0]))
             assert found is not None and found.full_frame, (name, kind)
             assert abs(found.turn) < 1.0
 
 
 def test_no_two_different_photos_are_the_same_scene():
-    features = {n: scenes.features(version(n)) for n in NAMES}
+    features = {n: scene_features.features(version(n)) for n in NAMES}
     for a, b in combinations(NAMES, 2):
         if STEP_ASIDE.get(a) == b or STEP_ASIDE.get(b) == a:
             continue  # one place from a step aside: see bench/scenes.py
@@ -143,28 +143,28 @@ def test_no_two_different_photos_are_the_same_scene():
 
 def test_features_survive_bytes():
     crop = thumbnail(turned_crop(original("coffee"), 0.5, 6.0))
-    a, b = scenes.features(crop), scenes.features(version("coffee"))
+    a, b = scene_features.features(crop), scene_features.features(version("coffee"))
     data = a.to_bytes()
     assert 5_000 < len(data) < 80_000
-    restored = scenes.Features.from_bytes(data)
+    restored = scene_features.Features.from_bytes(data)
     assert restored.to_bytes() == data
     direct, stored = scenes.match(a, b), scenes.match(restored, b)
     assert stored is not None and direct is not None
     assert stored.share == pytest.approx(direct.share, rel=0.01)
     assert stored.turn == pytest.approx(direct.turn, abs=0.2)
     with pytest.raises(ValueError):
-        scenes.Features.from_bytes(b"not features at all")
+        scene_features.Features.from_bytes(b"not features at all")
 
 
 def test_a_flat_or_tiny_image_matches_nothing():
     flat = Image.new("RGB", (500, 375), (120, 140, 160))
     tiny = version("coffee").resize((12, 9))
-    photo = scenes.features(version("coffee"))
+    photo = scene_features.features(version("coffee"))
     for image in (flat, tiny):
-        own = scenes.features(image)
+        own = scene_features.features(image)
         assert scenes.match(own, photo) is None
         assert scenes.match(photo, own) is None
-        assert scenes.Features.from_bytes(own.to_bytes()).size == own.size
+        assert scene_features.Features.from_bytes(own.to_bytes()).size == own.size
     assert quality.assess_copies([flat, tiny, version("coffee")]) == [None, None, None]
 
 
@@ -175,7 +175,7 @@ def test_the_outer_part_is_the_inner_view_upright():
 
     photo = version("china")
     crop = thumbnail(turned_crop(original("china"), 0.5, 8.0, spot=2))
-    found = scenes.match(scenes.features(crop), scenes.features(photo))
+    found = scenes.match(scene_features.features(crop), scene_features.features(photo))
     outer = np.asarray(photo.convert("L"), dtype=np.float32)
     inner = np.asarray(crop.convert("L"), dtype=np.float32)
     part = found.part_of_outer(outer, inner.shape)
