@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 from itertools import combinations
 
+import cv2
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -182,3 +184,25 @@ def test_the_outer_part_is_the_inner_view_upright():
     assert part.shape[1] == pytest.approx(0.5 * outer.shape[1], abs=2)
     small = np.asarray(Image.fromarray(inner).resize(part.shape[::-1]), dtype=np.float32)
     assert np.corrcoef(part.ravel(), small.ravel())[0, 1] > 0.9
+
+
+def test_the_nearest_descriptor_search_finds_what_opencvs_brute_force_finds():
+    """scenes.two_nearest (faiss) in place of cv2.batchDistance: the same distances, and the
+    same nearest descriptor wherever it is the only nearest one (a tie never passes the ratio
+    test), on a copy and its original and on two different photos."""
+    crop = scene_features.features(thumbnail(turned_crop(original("china"), 0.4, -6.0)))
+    pairs = [
+        (crop, scene_features.features(version("china"))),
+        (scene_features.features(version("coffee")), scene_features.features(version("aero"))),
+    ]
+    for inner, outer in pairs:
+        queries, train = inner.coarse.descriptors, outer.fine.descriptors
+        distance, nearest = scenes.two_nearest(queries, train)
+        want_distance, want_nearest = cv2.batchDistance(
+            queries, train, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2
+        )
+        assert distance.shape == (len(queries), 2)
+        assert np.array_equal(distance, want_distance)
+        unique = distance[:, 0] < distance[:, 1]
+        assert unique.sum() > len(queries) // 2
+        assert np.array_equal(nearest[unique, 0], want_nearest[unique, 0])
