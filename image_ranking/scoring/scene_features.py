@@ -5,8 +5,7 @@ another), and the whole frame at 64 px (for copies too blurred for keypoints).
 
 Why apart from the matching: features are computed once per candidate and stored with a POI's
 photo (`Features.to_bytes`, about 50 KB), then compared many times without the image: a POI's
-candidates in a batch, or a city's stored photos (see `scene_keys` for the small key that
-pre-selects the pairs worth comparing).
+candidates in a batch, or every stored photo of a city.
 """
 
 from __future__ import annotations

@@ -12,8 +12,10 @@ crop. A copy too blurred for keypoints is confirmed by a dense comparison of the
 frames instead, in two frequency bands, when they have the same framing.
 
 `match` compares features computed once per image (`scene_features`), without the images: a
-POI's candidates in a batch, or a city's stored photos (those a `scene_keys` key pre-selected).
-See bench/scenes.py for what was measured, and against what.
+POI's candidates in a batch, or a new photo against every stored photo of a city. No cheap
+fingerprint stands in front of it there: an LSH key of the descriptors that keeps every copy
+passes nearly every pair of different photos (bench/city_check.py). See bench/scenes.py for
+what was measured, and against what.
 """
 
 from __future__ import annotations
