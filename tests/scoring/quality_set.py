@@ -10,6 +10,7 @@ full resolution (a real detail shot, not an enlargement).
 from __future__ import annotations
 
 import io
+import os
 from functools import cache
 from pathlib import Path
 
@@ -18,7 +19,13 @@ from skimage import data
 
 from tests.fakes.images import PHOTO_NAMES, degrade, photo
 
-SHARED_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "data" / "nima_test_images"
+# idealo's NIMA test images, used when present (not in this repository).
+SHARED_IMAGES = Path(
+    os.environ.get(
+        "NIMA_TEST_IMAGES_DIR",
+        Path(__file__).resolve().parents[3] / "shared" / "data" / "nima_test_images",
+    )
+)
 WIDTH = 500
 # The damaged copies, and the kinds the check must name for them.
 DAMAGES = {
