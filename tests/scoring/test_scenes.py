@@ -10,7 +10,8 @@ from itertools import combinations
 import pytest
 from PIL import Image
 
-from image_ranking.scoring import quality, scenes, sharpness
+from image_ranking.scoring import quality, scenes
+from tests.scoring import hash_baseline
 from tests.scoring.quality_set import thumbnail
 from tests.scoring.scene_set import (
     STEP_ASIDE,
@@ -49,8 +50,8 @@ CLOSE_HASHES = {
 @pytest.mark.parametrize("pair", CLOSE_HASHES.values(), ids=CLOSE_HASHES.keys())
 def test_different_photos_within_10_bits_of_the_old_hash_are_not_the_same_scene(pair):
     first, second = two_photos_of_one_layout(*pair)
-    old = (sharpness.difference_hash(first) ^ sharpness.difference_hash(second)).bit_count()
-    assert old <= sharpness.NEAR_DUPLICATE_BITS  # what the old test took for one scene
+    old = (hash_baseline.difference_hash(first) ^ hash_baseline.difference_hash(second)).bit_count()
+    assert old <= hash_baseline.NEAR_DUPLICATE_BITS  # what the old test took for one scene
     assert scenes.match(scenes.features(first), scenes.features(second)) is None
     # so a washed-out different photo is no "washed-out copy" of the other (it was)
     washed = Image.blend(second, Image.new("RGB", second.size, (255, 255, 255)), 0.5)
