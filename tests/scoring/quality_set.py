@@ -50,11 +50,15 @@ def thumbnail(image: Image.Image, width: int = WIDTH) -> Image.Image:
     return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
 
 
+def nima_names() -> list[str]:
+    """The NIMA test images, when present, as "nima/<stem>" (`original` reads them)."""
+    if not SHARED_IMAGES.is_dir():
+        return []
+    return [f"nima/{p.stem}" for p in sorted(SHARED_IMAGES.glob("*.jpg"))]
+
+
 def photo_names() -> list[str]:
-    names = list(PHOTO_NAMES)
-    if SHARED_IMAGES.is_dir():
-        names += [f"nima/{p.stem}" for p in sorted(SHARED_IMAGES.glob("*.jpg"))]
-    return names
+    return list(PHOTO_NAMES) + nima_names()
 
 
 @cache
