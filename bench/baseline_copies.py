@@ -2,7 +2,7 @@
 (it was image_ranking/scoring/copies.py): the same framing, or one a crop of the other.
 
 Why: technical quality (exposure, contrast, focus, real resolution) can only be compared between
-versions of ONE photo; across different photos of a place it says nothing (see sharpness.py).
+versions of ONE photo; across different photos of a place it says nothing (scoring/sharpness.py).
 Today's 64-bit difference hash finds dark and blurred copies, but not an enlarged corner of the
 original, which is the copy that most often fools NIMA. So a candidate is also searched for inside
 every other one: a coarse multi-scale normalized cross-correlation (NCC) on small greyscale
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageFilter
 
-from image_ranking.scoring import sharpness
+from tests.scoring import hash_baseline
 
 COARSE_WIDTH = 80  # the search runs on images this wide ...
 FINE_WIDTH = 200  # ... and the best place is checked again at this width
@@ -83,7 +83,7 @@ def view(image: Image.Image) -> View:
 
 
 def _dhash(grey: Image.Image) -> int:
-    return sharpness.difference_hash(grey)
+    return hash_baseline.difference_hash(grey)
 
 
 def _small(grey: Image.Image, width: int, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -123,7 +123,7 @@ def _same_framing(outer: View, inner: View) -> Region | None:
     h, w = outer.fine.shape
     resized = Image.fromarray(inner.fine.astype(np.float32)).resize((w, h), Image.BILINEAR)
     ncc = _ncc(outer.fine, np.asarray(resized, dtype=np.float64))
-    if ncc >= MATCH_NCC or sharpness.same_scene(outer.dhash, inner.dhash):
+    if ncc >= MATCH_NCC or hash_baseline.same_scene(outer.dhash, inner.dhash):
         return Region(0.0, 0.0, 1.0, 1.0, ncc)
     return None
 

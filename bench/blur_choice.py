@@ -49,6 +49,7 @@ from PIL import Image  # noqa: E402
 
 from image_ranking.scoring import get_scorer, sharpness  # noqa: E402
 from tests.fakes.images import PHOTO_NAMES, degrade, photo  # noqa: E402
+from tests.scoring import hash_baseline  # noqa: E402
 
 SHARED_IMAGES = ROOT.parent / "shared" / "data" / "nima_test_images"
 DEGRADATIONS = ("dark", "blur", "crop")
@@ -98,7 +99,7 @@ def reblur(image: Image.Image) -> float:
     """Crete-Roffet et al. 2007: the share of neighbour-pixel variation that survives a 9-tap
     blur (0 = sharp, 1 = blurred), the worse of the two directions, at the measuring width."""
     grey = image.convert("L")
-    width = sharpness.MEASURE_WIDTH
+    width = hash_baseline.MEASURE_WIDTH
     grey = grey.resize((width, max(1, round(grey.height * width / grey.width))))
     pixels = np.asarray(grey, dtype=np.float64)
     values = []
@@ -128,8 +129,8 @@ def measure() -> dict[int, dict[str, dict[str, Shot]]]:
                     name,
                     kind,
                     r.score,
-                    sharpness.laplacian_variance(t),
-                    sharpness.difference_hash(t),
+                    hash_baseline.laplacian_variance(t),
+                    hash_baseline.difference_hash(t),
                     reblur(t),
                 )
                 for (kind, t), r in zip(thumbs.items(), results, strict=True)
@@ -157,7 +158,7 @@ def blurred(method: str, candidates: list[Shot]) -> list[bool]:
         best = max(c.laplacian for c in candidates)
         return [best > 0 and c.laplacian < sharpness.BLUR_RATIO * best for c in candidates]
     if method == "+near-dup":
-        copies = sharpness.blurred_among(
+        copies = hash_baseline.blurred_among(
             [c.laplacian for c in candidates], [c.dhash for c in candidates]
         )
         return [source is not None for source in copies]
@@ -215,7 +216,7 @@ def report(shots: dict[int, dict[str, dict[str, Shot]]]) -> None:
         "  dhash bits from the original, max: "
         + ", ".join(f"{k} {max(v)}" for k, v in distances.items())
         + f"; between different photos (any versions), min {min(cross)}"
-        + f" (near-duplicate bound {sharpness.NEAR_DUPLICATE_BITS})"
+        + f" (near-duplicate bound {hash_baseline.NEAR_DUPLICATE_BITS})"
     )
 
 

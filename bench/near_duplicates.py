@@ -1,6 +1,6 @@
 """Does the original beat its damaged copies, and is a sharp photo ever called damaged?
 
-NIMA alone, today's blur check (sharpness.blurred_copies) and the technical-quality check
+NIMA alone, today's blur check (hash_baseline.blurred_copies) and the technical-quality check
 (quality.assess_copies), adding its parts one at a time, on real photos (scikit-image's samples
 and ../shared/data/nima_test_images when present) thumbnailed as Commons serves them (500 px
 JPEG) and scored by the real NIMA model. POIs:
@@ -34,7 +34,8 @@ django.setup()
 
 from PIL import Image  # noqa: E402
 
-from image_ranking.scoring import get_scorer, quality, sharpness  # noqa: E402
+from image_ranking.scoring import get_scorer, quality  # noqa: E402
+from tests.scoring import hash_baseline  # noqa: E402
 from tests.scoring.quality_set import (  # noqa: E402
     DAMAGES,
     original,
@@ -77,7 +78,7 @@ def marks(method: str, images: list) -> list[bool]:
     if method == "nima":
         return [False] * len(images)
     if method == "blur check":
-        return [c is not None for c in sharpness.blurred_copies(images)]
+        return [c is not None for c in hash_baseline.blurred_copies(images)]
     parts = frozenset(dict(STEPS)[method])
     return [d is not None for d in quality.assess_copies(images, parts)]
 

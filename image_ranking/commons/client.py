@@ -174,9 +174,7 @@ class CommonsClient:
                         message = slot_wait_message(limiter, time.monotonic() - started, exc)
                         raise CommonsError("rate_limited", message) from exc
                     try:
-                        payload = self._request(
-                            params or self.params(query, limit), query, backoff
-                        )
+                        payload = self._request(params or self.params(query, limit), query, backoff)
                     except _Retry as retry:
                         if retry.block:  # recorded while the slot is held: no worker goes
                             limiter.block_for(retry.delay)  # between the answer and the block

@@ -26,7 +26,7 @@ from django.db.models import Q, QuerySet
 from cities.models import PointOfInterest
 from image_ranking.models import Candidate, PoiRanking
 from image_ranking.pipeline import relevance
-from image_ranking.scoring import scenes
+from image_ranking.scoring import scene_features, scenes
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ def same_photo_scene(a: bytes, b: bytes) -> bool:
     """The one same-scene test (`scoring.scenes.match`) on stored features; features of an
     older version (a 64-bit hash) say nothing."""
     try:
-        first, second = scenes.Features.from_bytes(bytes(a)), scenes.Features.from_bytes(bytes(b))
+        first = scene_features.Features.from_bytes(bytes(a))
+        second = scene_features.Features.from_bytes(bytes(b))
     except (ValueError, struct.error):
         return False
     return scenes.match(first, second) is not None

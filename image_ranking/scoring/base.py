@@ -49,7 +49,7 @@ def session_options():
     """Options for a small shared CPU: threads from SCORING_THREADS (0 = ORT's default),
     one inter-op thread (the graphs are sequential), full graph optimisation, and no
     busy-waiting between runs (several Django-Q workers share the same few cores)."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # here: the web server reads SCORE_MAX without loading ORT
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -65,7 +65,7 @@ def session_options():
 
 def load_session(model_name: str, path: Path):
     """An ONNX Runtime CPU session, or ScoringModelMissing naming the file when it is bad."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # here: the web server reads SCORE_MAX without loading ORT
 
     if not path.is_file():
         raise ScoringModelMissing(model_name, f"{path} does not exist")

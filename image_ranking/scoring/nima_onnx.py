@@ -16,6 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+# onnx, h5py and onnxruntime are imported inside the conversion functions: a scorer imports
+# this module for its constants and never loads them.
+
 INPUT_NAME = "image"
 OUTPUT_NAME = "probs"
 INPUT_SIZE = 224
@@ -35,7 +38,7 @@ def _text(value) -> str:
 
 def read_keras_weights(path: Path) -> dict[str, dict[str, np.ndarray]]:
     """{layer: {short weight name: array}} in the file's layer order (Keras `layer_names`)."""
-    import h5py
+    import h5py  # conversion only (see the top)
 
     layers: dict[str, dict[str, np.ndarray]] = {}
     try:
@@ -66,7 +69,7 @@ def _fold_bn(kernel_oihw: np.ndarray, bn: dict[str, np.ndarray]) -> tuple[np.nda
 
 def build_onnx(layers: dict[str, dict[str, np.ndarray]]):
     """The ONNX ModelProto of the NIMA MobileNet for these weights."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper, numpy_helper  # conversion only (see the top)
 
     nodes, inits = [], []
 
@@ -153,7 +156,7 @@ def build_onnx(layers: dict[str, dict[str, np.ndarray]]):
 
 def validate_onnx(path: Path, input_shape: list, output_shape: list) -> None:
     """onnx.checker plus the expected input/output names and shapes (symbolic batch)."""
-    import onnx
+    import onnx  # conversion only (see the top)
 
     try:
         onnx.checker.check_model(str(path))
@@ -175,7 +178,7 @@ def validate_onnx(path: Path, input_shape: list, output_shape: list) -> None:
 
 def convert(h5_path: Path, onnx_path: Path) -> None:
     """Read the Keras weights, build the graph, write and validate it."""
-    import onnx
+    import onnx  # conversion only (see the top)
 
     model = build_onnx(read_keras_weights(h5_path))
     onnx.save(model, str(onnx_path))

@@ -28,11 +28,11 @@ def get_scorer(model_name: str | None = None) -> Scorer:
         if name not in _scorers:
             # Only the chosen model's module (and its runtime) loads, and only when used.
             if name == "nima":
-                from .nima import NimaScorer
+                from .nima import NimaScorer  # only the configured model's code loads
 
                 _scorers[name] = NimaScorer(model_dir() / "nima")
             else:
-                from .laion import LaionScorer
+                from .laion import LaionScorer  # only the configured model's code loads
 
                 _scorers[name] = LaionScorer(model_dir() / "laion")
         return _scorers[name]

@@ -285,11 +285,18 @@ def watch_rank_missing(browser, base_url, cookie, pois, tmp_path) -> set[str]:
 
     # The list refreshed itself: the new images are on the page, without a reload.
     for poi in pois[:3]:
-        img = page.locator(f"#poi-{poi.pk} .tile--current img")
-        expect(img).to_be_visible()
-        img.scroll_into_view_if_needed()  # lazy: loads only near the viewport, as for a curator
+        selector = f"#poi-{poi.pk} .tile--current img"
+        expect(page.locator(selector)).to_be_visible()
+        # Lazy: it loads only near the viewport, as for a curator. Looked up again on every
+        # check: the run's last poll may still swap the card in.
         page.wait_for_function(
-            "img => img.complete && img.naturalWidth > 0", arg=img.element_handle()
+            """sel => {
+                const img = document.querySelector(sel);
+                if (!img) return false;
+                img.scrollIntoView({block: "center"});
+                return img.complete && img.naturalWidth > 0;
+            }""",
+            arg=selector,
         )
     expect(page.locator(f"#poi-{pois[3].pk} .note--ineligible")).to_be_visible()
     expect(page.locator(f"#poi-{pois[4].pk} .flag-reason")).to_be_visible()

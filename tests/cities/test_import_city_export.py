@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from cities.models import City, District, PoiList, PointOfInterest
 from cities.services.city_import import CityExportError, import_city_export, load_export
-from tests.conftest import DEMO_EXPORTS, SHARED_DIR
+from tests.conftest import CITY_EXPORTS_DIR, DEMO_EXPORTS
 
 pytestmark = pytest.mark.django_db
 
@@ -183,9 +183,12 @@ def test_missing_and_binary_files_fail_clearly(tmp_path, capsys):
     assert "cannot read file" in err and "not UTF-8" in err
 
 
-@pytest.mark.skipif(not (SHARED_DIR / "data/city_exports").is_dir(), reason="needs ../shared")
+@pytest.mark.skipif(
+    not CITY_EXPORTS_DIR.is_dir(),
+    reason=f"needs the original project's six city exports (CITY_EXPORTS_DIR={CITY_EXPORTS_DIR})",
+)
 def test_all_shared_exports_import_with_their_counts_and_idempotently():
-    files = sorted((SHARED_DIR / "data/city_exports").glob("*.json"))
+    files = sorted(CITY_EXPORTS_DIR.glob("*.json"))
     expected = {"pois": 0, "lists": 0, "members": 0}
     for path in files:
         counts = expected_counts(json.loads(Path(path).read_text()))

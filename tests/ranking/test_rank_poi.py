@@ -461,7 +461,7 @@ class PrefersBlur:
 
     def score(self, images):
         from image_ranking.scoring import ScoreResult
-        from image_ranking.scoring.sharpness import laplacian_variance
+        from tests.scoring.hash_baseline import laplacian_variance
 
         return [ScoreResult(9.0 - min(8.0, laplacian_variance(i)), 1.0) for i in images]
 

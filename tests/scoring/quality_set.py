@@ -10,6 +10,7 @@ full resolution (a real detail shot, not an enlargement).
 from __future__ import annotations
 
 import io
+import os
 from functools import cache
 from pathlib import Path
 
@@ -18,7 +19,13 @@ from skimage import data
 
 from tests.fakes.images import PHOTO_NAMES, degrade, photo
 
-SHARED_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "data" / "nima_test_images"
+# idealo's NIMA test images, used when present (not in this repository).
+SHARED_IMAGES = Path(
+    os.environ.get(
+        "NIMA_TEST_IMAGES_DIR",
+        Path(__file__).resolve().parents[3] / "shared" / "data" / "nima_test_images",
+    )
+)
 WIDTH = 500
 # The damaged copies, and the kinds the check must name for them.
 DAMAGES = {
@@ -43,11 +50,15 @@ def thumbnail(image: Image.Image, width: int = WIDTH) -> Image.Image:
     return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
 
 
+def nima_names() -> list[str]:
+    """The NIMA test images, when present, as "nima/<stem>" (`original` reads them)."""
+    if not SHARED_IMAGES.is_dir():
+        return []
+    return [f"nima/{p.stem}" for p in sorted(SHARED_IMAGES.glob("*.jpg"))]
+
+
 def photo_names() -> list[str]:
-    names = list(PHOTO_NAMES)
-    if SHARED_IMAGES.is_dir():
-        names += [f"nima/{p.stem}" for p in sorted(SHARED_IMAGES.glob("*.jpg"))]
-    return names
+    return list(PHOTO_NAMES) + nima_names()
 
 
 @cache

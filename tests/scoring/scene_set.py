@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import math
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from skimage import data
 
 from tests.fakes.images import degrade
-from tests.scoring.quality_set import SHARED_IMAGES, thumbnail
+from tests.scoring import quality_set
+from tests.scoring.quality_set import thumbnail
 
 SKIMAGE = {
     "astronaut": data.astronaut,
@@ -83,17 +83,13 @@ STEP_ASIDE = {"motorcycle-right": "motorcycle"}
 
 
 def photo_names() -> list[str]:
-    names = list(LOADERS)
-    if SHARED_IMAGES.is_dir():
-        names += [f"nima/{p.stem}" for p in sorted(SHARED_IMAGES.glob("*.jpg"))]
-    return names
+    return list(LOADERS) + quality_set.nima_names()
 
 
 @cache
 def original(name: str) -> Image.Image:
     if name.startswith("nima/"):
-        with Image.open(Path(SHARED_IMAGES) / f"{name[5:]}.jpg") as image:
-            return image.convert("RGB")
+        return quality_set.original(name)
     return Image.fromarray(LOADERS[name]()).convert("RGB")
 
 
