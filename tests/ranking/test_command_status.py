@@ -9,7 +9,9 @@ import json
 import pytest
 from django.core.management import execute_from_command_line
 
+from image_ranking.management.commands import rank_poi_images as rank_command
 from image_ranking.models import RankingRun
+from image_ranking.pipeline import ranking
 from image_ranking.runs import service as runs
 from tests.fakes.images import jpeg_bytes
 
@@ -21,7 +23,10 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def fixed_scorer(monkeypatch):
     """Control flow only: the model's opinion is irrelevant here."""
-    monkeypatch.setattr("image_ranking.scoring.get_scorer", lambda name=None: FixedScorer())
+    # Patched where it is used: patching image_ranking.scoring's name would leave the fake in
+    # the command module for good when that module is first imported under the patch.
+    monkeypatch.setattr(rank_command, "get_scorer", lambda name=None: FixedScorer())
+    monkeypatch.setattr(ranking, "get_scorer", lambda name=None: FixedScorer())
 
 
 def rank_poi_images(capsys, *args: str) -> tuple[dict, int]:
