@@ -20,7 +20,10 @@ from image_ranking.scoring.sources import sha256_file
 from tests.fakes.images import degrade, photo
 from tests.scoring.conftest import LAION_HEAD
 
-needs_head = pytest.mark.skipif(not LAION_HEAD.is_file(), reason="shared LAION head not present")
+needs_head = pytest.mark.skipif(
+    not LAION_HEAD.is_file(),
+    reason=f"needs the LAION head checkpoint (LAION_HEAD_FILE={LAION_HEAD})",
+)
 
 
 def tiny_encoder(path: Path, *, seed: int = 7, dim: int = 768) -> np.ndarray:

@@ -14,11 +14,11 @@ from django.core.management import call_command
 from image_ranking.scoring import ScoreResult
 from image_ranking.scoring.nima import preprocess
 from tests.fakes.images import degrade, photo
-from tests.scoring.conftest import SHARED_DATA
 from tests.scoring.inputs import reference_inputs
+from tests.scoring.quality_set import SHARED_IMAGES
 from tests.scoring.reference import forward, load_layers
 
-NIMA_IMAGES = SHARED_DATA / "nima_test_images"
+NIMA_IMAGES = SHARED_IMAGES  # idealo's test images (NIMA_TEST_IMAGES_DIR)
 # idealo issue #23: the maintainer's full-precision scores for this weights file.
 PUBLISHED = {
     "42039": 5.228229,
@@ -32,7 +32,10 @@ TOLERANCE = {"42040": 0.05}
 EXPECTED = json.loads((Path(__file__).parent / "nima_reference_probs.json").read_text())
 
 
-@pytest.mark.skipif(not NIMA_IMAGES.is_dir(), reason="shared NIMA test images not present")
+@pytest.mark.skipif(
+    not NIMA_IMAGES.is_dir(),
+    reason=f"needs idealo's NIMA test images (NIMA_TEST_IMAGES_DIR={NIMA_IMAGES})",
+)
 def test_score_images_reproduces_the_published_scores(nima_scorer, capsys):
     paths = [str(NIMA_IMAGES / f"{name}.jpg") for name in PUBLISHED]
     call_command("score_images", "--model", "nima", "--json", *paths)
