@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 import django
+from prefect import serve as serve_deployments
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "city_wiki.settings")
 django.setup()
@@ -23,8 +24,6 @@ ENTRYPOINT = "workflow/served.py:import_city"
 
 def serve(name: str) -> None:
     """Register the deployment `name` on the Prefect server and run what it schedules."""
-    from prefect import serve as serve_deployments
-
     deployment = import_city.to_deployment(name=name)
     deployment.entrypoint = ENTRYPOINT  # this file, not the flow module's
     serve_deployments(deployment)

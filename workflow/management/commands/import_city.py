@@ -139,7 +139,7 @@ def _prefect_api(temporary: tuple[subprocess.Popen, str] | None) -> Iterator[Non
     if temporary is None:
         yield
         return
-    from prefect.settings import (
+    from prefect.settings import (  # Prefect loads late: the server boots meanwhile (above)
         PREFECT_API_URL,
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
         PREFECT_UI_URL,
@@ -160,7 +160,7 @@ def _prefect_api(temporary: tuple[subprocess.Popen, str] | None) -> Iterator[Non
 
 
 def _wait_for(server: subprocess.Popen, url: str, timeout: float) -> None:
-    import httpx
+    import httpx  # Prefect's HTTP client, loaded with Prefect (late, as above)
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
