@@ -45,7 +45,7 @@ from image_ranking.commons.etiquette import (
     retry_after_seconds,
     slot_wait_message,
 )
-from image_ranking.commons.ratelimit import RateLimitTimeout, api_limiter
+from image_ranking.commons.ratelimit import RateLimitTimeout, ToldToWait, api_limiter
 from image_ranking.commons.renditions import standard_width
 from image_ranking.commons.transport import (
     REDIRECT_STATUSES,
@@ -73,13 +73,21 @@ class CommonsError(Exception):
 
 
 class _Retry(Exception):
-    """A transient fault: try again after `delay` s; `block` pauses every worker."""
+    """A transient fault: try again after `delay` s."""
 
-    def __init__(self, error: CommonsError, delay: float, block: bool = False) -> None:
+    def __init__(self, error: CommonsError, delay: float) -> None:
         super().__init__(str(error))
         self.error = error
         self.delay = delay
-        self.block = block
+
+
+class _Told(_Retry, ToldToWait):
+    """The server told every worker to wait `delay` s (the limiter records it)."""
+
+    def __init__(self, error: CommonsError, delay: float) -> None:
+        ToldToWait.__init__(self, delay, str(error))
+        self.error = error
+        self.delay = delay
 
 
 class CommonsClient:
@@ -173,18 +181,13 @@ class CommonsClient:
                     except (RateLimitTimeout, budget.BudgetExhausted) as exc:
                         message = slot_wait_message(limiter, time.monotonic() - started, exc)
                         raise CommonsError("rate_limited", message) from exc
-                    try:
-                        payload = self._request(params or self.params(query, limit), query, backoff)
-                    except _Retry as retry:
-                        if retry.block:  # recorded while the slot is held: no worker goes
-                            limiter.block_for(retry.delay)  # between the answer and the block
-                        raise
+                    payload = self._request(params or self.params(query, limit), query, backoff)
             except _Retry as retry:
                 error = retry.error
                 logger.warning(
                     "Commons search %r attempt %d/%d: %s", query, attempt, self.attempts, error
                 )
-                if retry.block:
+                if isinstance(retry, _Told):  # the limiter has paused every worker
                     if retry.delay > self.max_wait:
                         raise error from None
                 elif attempt < self.attempts:
@@ -273,9 +276,7 @@ class CommonsClient:
         if status == 429 or (status == 503 and "Retry-After" in response.headers):
             reason = "rate_limited" if status == 429 else "http_error"
             wait = _told_wait(response, backoff, reason, f"HTTP {status}", backoff)
-            raise _Retry(
-                CommonsError(reason, f"HTTP {status}, retry after {wait:.0f} s"), wait, True
-            )
+            raise _Told(CommonsError(reason, f"HTTP {status}, retry after {wait:.0f} s"), wait)
         if status >= 500:
             raise _Retry(CommonsError("http_error", f"HTTP {status}"), backoff)
         if status != 200:
@@ -296,7 +297,7 @@ class CommonsClient:
             if code == "maxlag":
                 what = f"replicas lagging: {info}"
                 wait = _told_wait(response, DEFAULT_MAXLAG_WAIT, "maxlag", what, backoff)
-                raise _Retry(CommonsError("maxlag", what), wait, True)
+                raise _Told(CommonsError("maxlag", what), wait)
             raise CommonsError("api_error", f"{code}: {info}")
         if payload.get("warnings"):
             note_warnings(self.api_url, payload["warnings"])

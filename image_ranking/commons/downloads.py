@@ -30,7 +30,7 @@ from image_ranking.commons.etiquette import (
     slot_wait_message,
     user_agent,
 )
-from image_ranking.commons.ratelimit import RateLimitTimeout, media_limiter
+from image_ranking.commons.ratelimit import RateLimitTimeout, ToldToWait, media_limiter
 from image_ranking.commons.transport import (
     REDIRECT_STATUSES,
     Deadline,
@@ -57,14 +57,6 @@ class DownloadError(Exception):
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.transient = transient
-
-
-class _RetryAfter(Exception):
-    """The server said 429/503 with a wait: every worker pauses `seconds`."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"retry after {seconds:.0f} s")
-        self.seconds = seconds
 
 
 def is_allowed(url: str) -> bool:
@@ -97,7 +89,7 @@ def fetch_image_bytes(
     while True:
         try:
             return _attempt(url, max_bytes=max_bytes, timeout=timeout, max_wait=max_wait)
-        except _RetryAfter as told:
+        except ToldToWait as told:  # the limiter has paused every worker
             if told_to_wait >= attempts or told.seconds > max_wait:
                 raise DownloadError(
                     "rate_limited",
@@ -135,11 +127,7 @@ def _attempt(url: str, *, max_bytes: int, timeout: float, max_wait: float) -> by
                 message = slot_wait_message(limiter, time.monotonic() - started, exc)
                 raise DownloadError("rate_limited", message, transient=True) from exc
             hop_started = time.monotonic()
-            try:
-                location = _get(url, max_bytes=max_bytes, seconds=network)
-            except _RetryAfter as told:  # every worker waits as the server told, recorded
-                limiter.block_for(told.seconds)  # while this slot is held (none goes between)
-                raise
+            location = _get(url, max_bytes=max_bytes, seconds=network)
             network -= time.monotonic() - hop_started
         if isinstance(location, bytes):
             return location
@@ -195,7 +183,7 @@ def _answer(
             raise DownloadError(
                 "http_error", f"{url}: HTTP {status} with {bad}", transient=True
             ) from None
-        raise _RetryAfter(wait)
+        raise ToldToWait(wait)
     if status >= 500:
         raise DownloadError("http_error", f"{url}: HTTP {status}", transient=True)
     if status != 200:

@@ -57,13 +57,14 @@ from image_ranking.commons.ratelimit.leases import LEASE_SECONDS
 from image_ranking.commons.ratelimit.local import LocalLimiter, reset_local_limits
 from image_ranking.commons.ratelimit.shared import SharedLimiter
 from image_ranking.commons.ratelimit.verdict import LimiterConfig, default_burst
-from image_ranking.commons.ratelimit.waits import RateLimitTimeout
+from image_ranking.commons.ratelimit.waits import RateLimitTimeout, ToldToWait
 
 __all__ = [
     "API_BUCKET",
     "MEDIA_BUCKET",
     "Limiter",
     "RateLimitTimeout",
+    "ToldToWait",
     "api_limiter",
     "media_limiter",
     "reset_local_limits",

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from image_ranking.commons.ratelimit.waits import bounded_wait, check_block, secs
+from image_ranking.commons.ratelimit.waits import ToldToWait, bounded_wait, check_block, secs
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,9 @@ class LocalLimiter:
             raise over(waited, f"waited {secs(waited)} s for a {self.name} slot of this process")
         try:
             yield
+        except ToldToWait as told:
+            self.block_for(told.seconds)  # before the slot is freed (see ToldToWait)
+            raise
         finally:
             self.semaphore.release()
 

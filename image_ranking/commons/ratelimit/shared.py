@@ -29,7 +29,7 @@ from image_ranking.commons.ratelimit.verdict import (
     judge,
     refill_per_second,
 )
-from image_ranking.commons.ratelimit.waits import bounded_wait, check_block, secs
+from image_ranking.commons.ratelimit.waits import ToldToWait, bounded_wait, check_block, secs
 from image_ranking.models import RateLimitBucket, RateLimitSlot, RateLimitTicket
 
 logger = logging.getLogger(__name__)
@@ -71,6 +71,9 @@ class SharedLimiter:
                     what,
                 )
             yield
+        except ToldToWait as told:
+            self.block_for(told.seconds)  # before the slot is freed (see ToldToWait)
+            raise
         finally:
             keeper.drop_slot(holder)
             self._release(holder)

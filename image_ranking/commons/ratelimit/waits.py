@@ -8,6 +8,16 @@ from collections.abc import Callable
 from image_ranking.commons import budget
 
 
+class ToldToWait(Exception):
+    """Raised inside `slot()` when the server told every worker to wait `seconds` (a 429, a
+    503 or maxlag with a usable Retry-After): the limiter records the block before it frees
+    the slot, so no worker waiting for that slot goes in between."""
+
+    def __init__(self, seconds: float, message: str = "") -> None:
+        super().__init__(message or f"retry after {seconds:.0f} s")
+        self.seconds = seconds
+
+
 class RateLimitTimeout(Exception):
     """Waiting would take longer than the caller allows (e.g. a Retry-After of an hour)."""
 
