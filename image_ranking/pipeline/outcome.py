@@ -124,23 +124,19 @@ def fail(poi_id: int, reason: str, token: str | None = None) -> bool:
     poi = PointOfInterest.objects.select_related("city").filter(pk=poi_id).first()
     if poi is None:
         return False
-    decision = Decision(PoiRanking.Status.FAILED, reason, flags.INTERNAL_ERROR)
-    if token is not None:
-        try:
-            record(poi, token, decision)
-        except ClaimLost:
+    claimed_here = token is None
+    if claimed_here:
+        ranking, token = claims.claim_poi(poi, run_id=None)
+        if token is None:
+            logger.info("POI %s is held by %s; its failure is theirs to record", poi_id, ranking)
             return False
-        return True
-    ranking, token = claims.claim_poi(poi, run_id=None)
-    if token is None:
-        logger.info("POI %s is held by %s; its failure is theirs to record", poi_id, ranking)
-        return False
     try:
-        record(poi, token, decision)
+        record(poi, token, Decision(PoiRanking.Status.FAILED, reason, flags.INTERNAL_ERROR))
     except ClaimLost:
         return False
     finally:
-        claims.release_claim(ranking, token)
+        if claimed_here:
+            claims.release_claim(ranking, token)
     return True
 
 

@@ -67,24 +67,33 @@ def conflict(poi: PointOfInterest, photo: Photo, *, tie_break: bool = True) -> C
     rows = stored_elsewhere(poi).values_list(
         "poi_id", "poi__name", "image_title", "image_sha1", "image_scene"
     )
+    mine = _features(photo.scene)  # parsed once, compared with every stored photo
     for other_id, other_name, title, sha1, scene in rows.order_by("poi_id").iterator():
         same = bool(photo.sha1) and sha1 == photo.sha1
-        if not same and not (photo.scene and scene and same_photo_scene(photo.scene, scene)):
+        if not same and not _same_scene(mine, scene):
             continue
         keep_here = tie_break and _names_only_here(poi, photo, other_id, other_name, title, sha1)
         return Conflict(other_id, other_name, title, keep_here)
     return None
 
 
-def same_photo_scene(a: bytes, b: bytes) -> bool:
-    """The one same-scene test (`scoring.scenes.match`) on stored features; features of an
-    older version (a 64-bit hash) say nothing."""
+def _features(data: bytes | None) -> scene_features.Features | None:
+    """Stored features, or None: none stored, or of an older version (a 64-bit hash), which
+    say nothing."""
+    if not data:
+        return None
     try:
-        first = scene_features.Features.from_bytes(bytes(a))
-        second = scene_features.Features.from_bytes(bytes(b))
+        return scene_features.Features.from_bytes(bytes(data))
     except (ValueError, struct.error):
+        return None
+
+
+def _same_scene(mine: scene_features.Features | None, stored: bytes | None) -> bool:
+    """The one same-scene test (`scoring.scenes.match`) on stored features."""
+    if mine is None:
         return False
-    return scenes.match(first, second) is not None
+    theirs = _features(stored)
+    return theirs is not None and scenes.match(mine, theirs) is not None
 
 
 def _names_only_here(
