@@ -60,6 +60,7 @@ def test_the_first_screen_shows_whole_photos_in_their_own_colours(
     city, _ = a_city_to_review(commons_server, media_root)
     page = logged_in_page(browser, live_server.url, curator, width=width, height=height)
     page.goto(f"/image-ranking/?city={city.pk}")
+    page.wait_for_load_state("networkidle")  # the screen as it settles: filter counts swapped in
     first_screen = page.evaluate(
         """h => [...document.querySelectorAll('#poi-list .tile img')].filter(i => {
              const r = i.getBoundingClientRect();  // at least 60 px of it on the screen
@@ -176,6 +177,9 @@ def test_a_click_on_a_tile_a_rerank_replaced_refreshes_its_card_with_a_message(
     page = logged_in_page(browser, live_server.url, curator)
     page.goto("/image-ranking/")
     mark_document(page)
+    # The page's own requests (the filter counts) are done before this thread writes: SQLite's
+    # shared in-memory test database refuses a write while another thread reads the table.
+    page.wait_for_load_state("networkidle")
     # Another tab re-ranks the POI: its candidates are new rows.
     fresh = Candidate.objects.filter(poi=pois[0]).order_by("search_rank").last()
     Candidate.objects.filter(poi=pois[0]).exclude(pk=fresh.pk).delete()
